@@ -1,0 +1,171 @@
+"""Turn a stream of frame pairs into per-frame records.
+
+A :class:`Scorer` owns one extractor instance per distinct (extractor, options)
+that the chosen metrics and models need, feeds every frame pair to each, and
+emits one record per frame, in frame order, as soon as every extractor has
+reported for that frame.  Models turn feature values into scores.
+"""
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from typing import Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .features.base import FeatureExtractor, FrameFormat, as_planes, check_planes
+from .features.registry import get_extractor
+from .pooling import pool
+
+#: metric name -> extractor name, for metrics that are a feature extractor's
+#: outputs as they are (models such as VMAF are handled by ``vqa_core.models``)
+EXTRACTOR_METRICS = {"psnr": "psnr", "ssim": "ssim", "ms_ssim": "ms_ssim",
+                     "cambi": "cambi"}
+
+Key = Tuple[str, Tuple[Tuple[str, object], ...]]
+
+
+def _key(name: str, options: Dict[str, object]) -> Key:
+    return name, tuple(sorted(options.items()))
+
+
+class Scorer:
+    """Score frame pairs of one format.
+
+    ``metrics``: names from :data:`EXTRACTOR_METRICS` (and ``vmaf``-style model
+    metrics, given as ``models``).  ``models``: objects with ``name``,
+    ``extractors()`` -> list of ``(extractor_name, options)``, ``outputs`` and
+    ``predict(features_by_extractor)`` -> ``{key: value}``.
+    ``features``: also put every model's elementary features in the records.
+    """
+
+    def __init__(self, fmt: FrameFormat, metrics: Sequence[str] = ("psnr", "ssim"),
+                 models: Sequence[object] = (), features: bool = False):
+        self.fmt = fmt
+        self.models = list(models)
+        self.with_features = features
+        self._instances: Dict[Key, FeatureExtractor] = {}
+        self._metric_keys: List[Key] = []
+        for m in metrics:
+            if m not in EXTRACTOR_METRICS:
+                raise ValueError(f"unknown metric {m!r}; known: "
+                                 f"{', '.join(sorted(EXTRACTOR_METRICS))}")
+            self._metric_keys.append(self._instance(EXTRACTOR_METRICS[m], {}))
+        self._model_keys: List[List[Key]] = []
+        for model in self.models:
+            self._model_keys.append([self._instance(n, o) for n, o in model.extractors()])
+        self._pending: Dict[int, Dict[Key, Dict[str, float]]] = {}
+        self._pts: Dict[int, Optional[float]] = {}
+        self._order: Deque[int] = deque()  # pushed indices not yet emitted
+        self._columns: Dict[str, array] = {}  # per-key values, for pooling
+
+    def _instance(self, name: str, options: Dict[str, object]) -> Key:
+        key = _key(name, options)
+        if key not in self._instances:
+            ext = get_extractor(name)(**options)
+            ext.setup(self.fmt)
+            self._instances[key] = ext
+        return key
+
+    @property
+    def extractors(self) -> Dict[Key, FeatureExtractor]:
+        return dict(self._instances)
+
+    def push(self, index: int, pts: Optional[float], ref, dis) -> List[dict]:
+        """Feed one pair; returns the records completed by it (maybe none)."""
+        ref, dis = as_planes(ref), as_planes(dis)
+        check_planes(self.fmt, ref, "reference")
+        check_planes(self.fmt, dis, "distorted")
+        self._pts[index] = pts
+        self._order.append(index)
+        for key, ext in self._instances.items():
+            for i, vals in ext.extract(index, ref, dis):
+                self._pending.setdefault(i, {})[key] = vals
+        return self._drain()
+
+    def finish(self) -> List[dict]:
+        """Flush temporal extractors; returns the remaining records."""
+        for key, ext in self._instances.items():
+            for i, vals in ext.flush():
+                self._pending.setdefault(i, {})[key] = vals
+        out = self._drain()
+        # frames that some extractor never reported (should not happen) are
+        # emitted with what is known
+        for i in sorted(self._pending):
+            out.append(self._record(i, self._pending.pop(i)))
+        self._order.clear()
+        return out
+
+    def _drain(self) -> List[dict]:
+        out = []
+        n = len(self._instances)
+        while self._order and len(self._pending.get(self._order[0], ())) == n:
+            i = self._order.popleft()
+            out.append(self._record(i, self._pending.pop(i)))
+        return out
+
+    def _record(self, index: int, vals: Dict[Key, Dict[str, float]]) -> dict:
+        rec = {"frame": index, "pts": self._pts.pop(index, None)}
+        for key in self._metric_keys:
+            rec.update(vals.get(key, {}))
+        for model, keys in zip(self.models, self._model_keys):
+            feats = {k: vals.get(k, {}) for k in keys}
+            rec.update(model.predict(feats))
+            if self.with_features:
+                for k in keys:
+                    for fname, v in vals.get(k, {}).items():
+                        rec.setdefault(fname, v)
+        _collect(self._columns, rec)
+        return rec
+
+    def summary(self) -> Dict[str, Dict[str, float]]:
+        return {k: pool(v) for k, v in self._columns.items()}
+
+    @property
+    def frames_scored(self) -> int:
+        return max((len(v) for v in self._columns.values()), default=0)
+
+
+_SKIP = ("frame", "pts", "output", "stream")
+
+
+def _collect(columns: Dict[str, array], rec: dict) -> None:
+    for k, v in rec.items():
+        if k in _SKIP or isinstance(v, (str, bool)) or v is None:
+            continue
+        columns.setdefault(k, array("d")).append(float(v))
+
+
+def summarize(records: Iterable[dict]) -> Dict[str, Dict[str, float]]:
+    """Pool every numeric key of the records except frame and pts."""
+    cols: Dict[str, array] = {}
+    for r in records:
+        _collect(cols, r)
+    return {k: pool(v) for k, v in cols.items()}
+
+
+def score_pair(ref, dis, metrics: Sequence[str] = ("psnr", "ssim"), bitdepth: int = 8,
+               chroma: Optional[str] = None, models: Sequence[object] = ()) -> dict:
+    """Score one frame pair given as numpy planes; returns the frame record.
+
+    ``ref`` and ``dis`` are a 2-D luma array or a sequence (Y, U, V).
+    """
+    ref, dis = as_planes(ref), as_planes(dis)
+    h, w = ref[0].shape
+    if chroma is None:
+        chroma = _guess_chroma(ref)
+    fmt = FrameFormat(w, h, chroma, bitdepth)
+    s = Scorer(fmt, metrics, models)
+    recs = s.push(0, None, ref, dis) + s.finish()
+    return recs[0]
+
+
+def _guess_chroma(planes) -> str:
+    if len(planes) == 1:
+        return "400"
+    (h, w), (ch, cw) = planes[0].shape, planes[1].shape
+    if (ch, cw) == (h, w):
+        return "444"
+    if ch == h:
+        return "422"
+    return "420"
