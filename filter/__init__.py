@@ -1,0 +1,42 @@
+"""vqa_filter: everything about ffmpeg — finding it, rewriting a transcode
+command, building pairing graphs, running the process and streaming paired
+frames through the C shim into vqa_core — plus the CLI.
+
+Python API::
+
+    from vqa_filter import compare, transcode
+    result = compare("ref.y4m", "dis.mp4", metrics=["psnr", "ssim"], log="scores.jsonl")
+    for record in transcode(["-i", "src.mp4", "-c:v", "libx264", "out.mp4"]):
+        print(record["frame"], record["psnr_y"])
+"""
+from .errors import VqaError
+from .session import Options, Result, Session
+
+__version__ = "0.1.0"
+
+
+def _options(kw) -> Options:
+    o = Options()
+    for k, v in kw.items():
+        if not hasattr(o, k):
+            raise TypeError(f"unknown option {k!r}")
+        setattr(o, k, v)
+    return o
+
+
+def compare(reference: str, distorted: str, **options) -> Session:
+    """A comparison session: iterate over it for records, or call ``.run()``.
+
+    Options as :class:`vqa_filter.session.Options` (metrics, log, report,
+    ffmpeg, threads, scale_algo, quiet, ...)."""
+    options.setdefault("quiet", True)
+    return Session(_options(options), "compare", reference=reference, distorted=distorted)
+
+
+def transcode(ffmpeg_args, **options) -> Session:
+    """An inline session scoring the transcode ``ffmpeg *ffmpeg_args``."""
+    options.setdefault("quiet", True)
+    return Session(_options(options), "transcode", argv=list(ffmpeg_args))
+
+
+__all__ = ["compare", "transcode", "Session", "Options", "Result", "VqaError", "__version__"]

@@ -1,0 +1,207 @@
+"""The ``vqa`` command line.
+
+    vqa [OPTIONS] ffmpeg ARGS...         score a transcode while it runs
+    vqa compare [OPTIONS] REFERENCE DISTORTED
+    vqa models                           list the built-in VMAF models
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from .errors import UsageError, VqaError
+
+HELP = """\
+usage: vqa [OPTIONS] ffmpeg ARGS...
+       vqa compare [OPTIONS] REFERENCE DISTORTED
+       vqa models
+
+Score video quality while ffmpeg encodes.
+
+  vqa [OPTIONS] ffmpeg ARGS...   runs your ffmpeg command exactly as given (ARGS as
+                                 you would pass them to ffmpeg) and scores every
+                                 encoded video stream against its source, frame by
+                                 frame, while it encodes. The files it writes are
+                                 the same as without vqa; ffmpeg's exit status is
+                                 vqa's.
+  vqa compare REFERENCE DISTORTED
+                                 scores an existing encode against its source.
+                                 DISTORTED is scaled to REFERENCE's size; frames
+                                 are compared at the reference's bit depth.
+  vqa models                     lists the built-in VMAF models.
+
+options (before "ffmpeg" in the inline form):
+  --metrics LIST      comma-separated metrics: {metrics} (default: {default})
+  --log PATH          write one JSON object per frame (JSON Lines) as it is scored;
+                      "-" is stdout
+  --report PATH       write a summary JSON (per metric: mean, harmonic_mean, min,
+                      max, p1, p5, p50; frame count; inputs; ffmpeg and vqa versions)
+  --ffmpeg PATH       the ffmpeg binary (default: $VQA_FFMPEG, an ffmpeg 7+ on PATH,
+                      else the one bundled with imageio-ffmpeg)
+  --threads N         threads for vqa's kernels (default: all cores)
+  --scale-algo NAME   scaler used to bring the distorted frames to the reference's
+                      size (default: bicubic)
+  --subsample N       score every Nth frame
+  -q, --quiet         no progress line, notes or summary table on stderr
+  --version           print vqa's version and exit
+  -h, --help          this help
+
+exit status: ffmpeg's in the inline form; 1 when vqa fails, 2 for a usage error,
+130 after Ctrl-C. Every frame scored before a failure is in --log and --report.
+"""
+
+_VALUE_OPTS = {"--metrics", "--log", "--report", "--ffmpeg", "--threads", "--scale-algo",
+               "--subsample", "--model"}
+_FLAG_OPTS = {"-q", "--quiet", "--no-progress", "--features"}
+
+
+def _metrics_list():
+    from vqa_core.engine import EXTRACTOR_METRICS
+    return ["psnr", "ssim"] + sorted(m for m in EXTRACTOR_METRICS if m not in ("psnr", "ssim"))
+
+
+DEFAULT_METRICS = "psnr,ssim"
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, add_help=False)
+    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--log")
+    p.add_argument("--report")
+    p.add_argument("--ffmpeg")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--scale-algo", default="bicubic")
+    p.add_argument("--subsample", type=int, default=1)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+class _ArgError(Exception):
+    pass
+
+
+def _parse(parser: argparse.ArgumentParser, args: List[str]) -> argparse.Namespace:
+    def error(msg):
+        raise UsageError(msg + " (see vqa --help)")
+    parser.error = error  # type: ignore[assignment]
+    return parser.parse_args(args)
+
+
+def _split_inline(argv: List[str]):
+    """vqa's own options, the ffmpeg program token, and ffmpeg's arguments."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _VALUE_OPTS:
+            i += 2
+            continue
+        if "=" in a and a.split("=", 1)[0] in _VALUE_OPTS:
+            i += 1
+            continue
+        if a in _FLAG_OPTS:
+            i += 1
+            continue
+        if a.startswith("-"):
+            raise UsageError(f"unknown option {a} (vqa's options go before \"ffmpeg\"; see vqa --help)")
+        return argv[:i], a, argv[i + 1:]
+    raise UsageError("expected \"ffmpeg ARGS...\", \"compare REFERENCE DISTORTED\" or \"models\" "
+                     "(see vqa --help)")
+
+
+def _options(ns) -> "Options":
+    from .session import Options
+    metrics = [m.strip() for m in ns.metrics.split(",") if m.strip()]
+    known = _metrics_list()
+    bad = [m for m in metrics if m not in known]
+    if bad:
+        raise UsageError(f"unknown metric {bad[0]!r}; known: {', '.join(known)}")
+    if not metrics:
+        raise UsageError("--metrics is empty")
+    if ns.threads is not None and ns.threads < 1:
+        raise UsageError("--threads must be 1 or more")
+    if ns.subsample < 1:
+        raise UsageError("--subsample must be 1 or more")
+    return Options(metrics=metrics, log=ns.log, report=ns.report, ffmpeg=ns.ffmpeg,
+                   threads=ns.threads, scale_algo=ns.scale_algo, subsample=ns.subsample,
+                   quiet=ns.quiet, progress=not ns.no_progress)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except VqaError as e:
+        sys.stderr.write(f"vqa: error: {e}\n")
+        sys.stderr.flush()
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("vqa: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        except Exception:
+            pass
+        return 1
+
+
+def _main(argv: List[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        from vqa_core.engine import EXTRACTOR_METRICS  # noqa: F401
+        sys.stdout.write(HELP.format(metrics=", ".join(_metrics_list()), default=DEFAULT_METRICS))
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from . import __version__
+        sys.stdout.write(f"vqa {__version__}\n")
+        return 0
+    if argv[0] == "compare":
+        return _compare(argv[1:])
+    if argv[0] == "models":
+        return _models(argv[1:])
+    vqa_args, prog, ff_args = _split_inline(argv)
+    if os.path.basename(prog) not in ("ffmpeg", "ffmpeg.exe") and not os.path.basename(prog).startswith("ffmpeg"):
+        raise UsageError(f"expected \"ffmpeg\" after vqa's options, got {prog!r} (see vqa --help)")
+    ns = _parse(_parser("vqa"), vqa_args)
+    opts = _options(ns)
+    if prog not in ("ffmpeg", "ffmpeg.exe") and not opts.ffmpeg:
+        opts.ffmpeg = prog  # "vqa /opt/ffmpeg7/bin/ffmpeg -i ..." uses that binary
+    if not ff_args:
+        raise UsageError("no ffmpeg arguments given")
+    from .session import Session
+    s = Session(opts, "transcode", argv=ff_args)
+    return _run(s)
+
+
+def _compare(args: List[str]) -> int:
+    p = _parser("vqa compare")
+    p.add_argument("reference")
+    p.add_argument("distorted")
+    if any(a in ("-h", "--help") for a in args):
+        sys.stdout.write(HELP.format(metrics=", ".join(_metrics_list()), default=DEFAULT_METRICS))
+        return 0
+    ns = _parse(p, args)
+    from .session import Session
+    s = Session(_options(ns), "compare", reference=ns.reference, distorted=ns.distorted)
+    return _run(s)
+
+
+def _run(session) -> int:
+    for _ in session.records():
+        pass
+    return session.result.exit_code
+
+
+def _models(args: List[str]) -> int:
+    try:
+        from vqa_core.models import builtin_models
+    except ImportError:
+        sys.stdout.write("no models available in this build\n")
+        return 1
+    rows = builtin_models()
+    w = max(len(n) for n, _ in rows) + 2
+    for name, desc in rows:
+        sys.stdout.write(f"{name:<{w}}{desc}\n")
+    return 0

@@ -1,0 +1,399 @@
+"""The ffmpeg commands vqa runs.
+
+Both frames of a pair travel in one y4m frame: the distorted frame stacked on
+top of the reference (``vstack``, built on ffmpeg's framesync, pairs them by
+timestamp, so they cannot drift apart).  Frames are first converted to the
+reference's planar format at its own bit depth, and padded to even dimensions
+when a chroma-subsampled frame has odd ones (the padding is cut off again
+before scoring).  Each pair stream goes to its own pipe, and the timestamp of
+every pair to a second pipe through ``-stats_enc_pre``.
+
+``compare`` commands are built with ffmpeg-python.  Inline commands are the
+user's argv followed by vqa's loopback decoders (``-dec``), pairing graphs and
+pipe outputs; ffmpeg-python cannot express loopback decoders (``[dec:N]``)
+nor an argv it did not build, so those parts are plain strings.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import ffmpeg as ffmpeg_python
+
+from .argv import Command, OutputFile, graph_outputs, spec_matches
+from .errors import ProbeError, UsageError
+from .ffmpeg import Ffmpeg, MediaInfo, StreamInfo, probe, require_video
+from .pixfmt import chroma_and_depth, pair_format_for
+
+SCALE_ALGOS = ("bicubic", "bilinear", "lanczos", "spline", "neighbor", "area", "gauss",
+               "sinc", "fast_bilinear", "bicublin", "experimental")
+
+# formats the y4m muxer writes, for graphs whose input format is not known
+Y4M_FORMATS = ("yuv420p|yuv422p|yuv444p|gray|yuv420p10le|yuv422p10le|yuv444p10le|"
+               "yuv420p12le|yuv422p12le|yuv444p12le|yuv420p16le|yuv422p16le|yuv444p16le|"
+               "gray10le|gray12le|gray16le")
+
+
+@dataclass
+class ScoredStream:
+    label: str
+    output_url: Optional[str]
+    stream_index: Optional[int]
+    size: Optional[Tuple[int, int]]  # true frame size, None = half the stacked size
+
+
+def _pad_needed(w: int, h: int, chroma: str) -> bool:
+    return chroma in ("420", "422") and (w % 2 == 1 or (chroma == "420" and h % 2 == 1))
+
+
+def _pipe_output_args(frames_fd: int, stats_fd: int) -> List[str]:
+    return ["-fps_mode", "passthrough", "-f", "yuv4mpegpipe", "-strict", "-1",
+            "-stats_enc_pre", f"pipe:{stats_fd}", "-stats_enc_pre_fmt", "{n} {t}",
+            f"pipe:{frames_fd}"]
+
+
+# ================================================================= compare
+
+@dataclass
+class CompareBuild:
+    ff: Ffmpeg
+    reference: str
+    distorted: str
+    ref_info: StreamInfo
+    dis_info: StreamInfo
+    pair_fmt: str
+    scale_algo: str
+    tmp: str
+    streams: List[ScoredStream]
+    notes: List[str] = field(default_factory=list)
+    uses_stdout: bool = False
+
+    @property
+    def inputs_description(self) -> dict:
+        return {
+            "reference": {"path": self.reference, "size": f"{self.ref_info.width}x{self.ref_info.height}",
+                          "pix_fmt": self.ref_info.pix_fmt, "codec": self.ref_info.codec},
+            "distorted": {"path": self.distorted, "size": f"{self.dis_info.width}x{self.dis_info.height}",
+                          "pix_fmt": self.dis_info.pix_fmt, "codec": self.dis_info.codec},
+            "compared_as": self.pair_fmt,
+            "scale_algo": self.scale_algo,
+        }
+
+    def _count_file(self, which: str) -> str:
+        return os.path.join(self.tmp, f"count_{which}.txt")
+
+    def command(self, progress_fd: int, pipes: Sequence[Tuple[int, int]]) -> List[str]:
+        (frames_fd, stats_fd), = pipes
+        w, h = self.ref_info.width, self.ref_info.height
+        chroma, _ = chroma_and_depth(self.pair_fmt)
+        ref_in = ffmpeg_python.input(self.reference)
+        dis_in = ffmpeg_python.input(self.distorted)
+        ref = ref_in["v:0"].filter("setpts", "PTS-STARTPTS")
+        dis = dis_in["v:0"].filter("setpts", "PTS-STARTPTS")
+        ref_split = ref.filter_multi_output("split", 2)
+        dis_split = dis.filter_multi_output("split", 2)
+        r, rc = ref_split[0], ref_split[1]
+        d, dc = dis_split[0], dis_split[1]
+        d = d.filter("scale", w, h, flags=self.scale_algo).filter("format", self.pair_fmt)
+        r = r.filter("format", self.pair_fmt)
+        if _pad_needed(w, h, chroma):
+            d = d.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
+            r = r.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
+        pair = ffmpeg_python.filter([d, r], "vstack", shortest=1)
+        out_pair = pair.output(f"pipe:{frames_fd}", format="yuv4mpegpipe", strict="-1",
+                               fps_mode="passthrough", stats_enc_pre=f"pipe:{stats_fd}",
+                               stats_enc_pre_fmt="{n} {t}")
+        # frame counters: every frame of each input, to tell what was left out
+        out_rc = rc.output("-", format="null", stats_enc_pre=self._count_file("ref"),
+                           stats_enc_pre_fmt="{n}")
+        out_dc = dc.output("-", format="null", stats_enc_pre=self._count_file("dis"),
+                           stats_enc_pre_fmt="{n}")
+        merged = ffmpeg_python.merge_outputs(out_pair, out_rc, out_dc).global_args(
+            "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warning",
+            "-progress", f"pipe:{progress_fd}")
+        return merged.compile(cmd=self.ff.path)
+
+    def _count(self, which: str) -> Optional[int]:
+        try:
+            with open(self._count_file(which)) as f:
+                lines = [ln for ln in f.read().split() if ln.strip()]
+            return len(lines)
+        except OSError:
+            return None
+
+    def finish_notes(self) -> List[str]:
+        nr, nd = self._count("ref"), self._count("dis")
+        out = []
+        if nr is not None and nd is not None and nr != nd:
+            longer, extra = ("reference", nr - nd) if nr > nd else ("distorted", nd - nr)
+            path = self.reference if nr > nd else self.distorted
+            out.append(f"warning: frame counts differ (reference {nr}, distorted {nd}): scored the "
+                       f"{min(nr, nd)}-frame overlap; {extra} frame{'s' if extra != 1 else ''} at the end "
+                       f"of the {longer} ({path}) left out")
+        return out
+
+
+def build_compare(ff: Ffmpeg, reference: str, distorted: str, opts, tmp: str) -> CompareBuild:
+    if opts.scale_algo not in SCALE_ALGOS:
+        raise UsageError(f"unknown --scale-algo {opts.scale_algo!r}; one of: {', '.join(SCALE_ALGOS)}")
+    ref_info = require_video(probe(ff, reference, what="reference"), "reference")
+    dis_info = require_video(probe(ff, distorted, what="distorted"), "distorted")
+    if not ref_info.width or not ref_info.height:
+        raise ProbeError(f"cannot tell the frame size of reference {reference}")
+    pair_fmt = pair_format_for(ref_info.pix_fmt or "yuv420p")
+    notes = []
+    if (dis_info.width, dis_info.height) != (ref_info.width, ref_info.height) and dis_info.width:
+        notes.append(f"distorted {dis_info.width}x{dis_info.height} is scaled to the reference's "
+                     f"{ref_info.width}x{ref_info.height} ({opts.scale_algo})")
+    size = (ref_info.width, ref_info.height)
+    s = ScoredStream(label=os.path.basename(distorted), output_url=None, stream_index=None, size=size)
+    return CompareBuild(ff, reference, distorted, ref_info, dis_info, pair_fmt, opts.scale_algo, tmp,
+                        [s], notes)
+
+
+# ================================================================= inline
+
+@dataclass
+class _OutStream:
+    kind: str
+    source: Optional[str]  # input stream spec "I:abs" / "I:v:0" or None
+    graph_label: Optional[str] = None
+    info: Optional[StreamInfo] = None
+
+
+@dataclass
+class InlinePlan:
+    output: OutputFile
+    stream_index: int
+    ref_label: str  # input stream spec for the reference, e.g. "0:0" or "0:v:0"
+    ref_info: Optional[StreamInfo]
+
+
+@dataclass
+class InlineBuild:
+    ff: Ffmpeg
+    cmd: Command
+    plans: List[InlinePlan]
+    scale_algo: str
+    streams: List[ScoredStream]
+    notes: List[str]
+    uses_stdout: bool
+
+    @property
+    def inputs_description(self) -> dict:
+        return {
+            "command": ["ffmpeg", *self.cmd.argv],
+            "inputs": [i.url for i in self.cmd.inputs],
+            "scored": [{"output": p.output.url, "stream": p.stream_index, "reference": p.ref_label,
+                        "reference_size": (f"{p.ref_info.width}x{p.ref_info.height}"
+                                           if p.ref_info and p.ref_info.width else None),
+                        "reference_pix_fmt": p.ref_info.pix_fmt if p.ref_info else None}
+                       for p in self.plans],
+            "scale_algo": self.scale_algo,
+        }
+
+    def finish_notes(self) -> List[str]:
+        return []
+
+    def command(self, progress_fd: int, pipes: Sequence[Tuple[int, int]]) -> List[str]:
+        head = [self.ff.path, "-nostats", "-progress", f"pipe:{progress_fd}"]
+        tail: List[str] = []
+        for k, (plan, (frames_fd, stats_fd)) in enumerate(zip(self.plans, pipes)):
+            tail += ["-dec", f"{plan.output.index}:{plan.stream_index}"]
+            tail += ["-filter_complex", self._graph(k, plan)]
+            tail += ["-map", f"[vqa_p{k}]", *_pipe_output_args(frames_fd, stats_fd)]
+        return head + list(self.cmd.argv) + tail
+
+    def _graph(self, k: int, plan: InlinePlan) -> str:
+        info = plan.ref_info
+        algo = self.scale_algo
+        if info and info.width and info.height and info.pix_fmt:
+            w, h = info.width, info.height
+            fmt = pair_format_for(info.pix_fmt)
+            chroma, _ = chroma_and_depth(fmt)
+            pad = ",pad=ceil(iw/2)*2:ceil(ih/2)*2" if _pad_needed(w, h, chroma) else ""
+            return (f"[{plan.ref_label}]format={fmt}{pad}[vqa_r{k}];"
+                    f"[dec:{k}]scale={w}:{h}:flags={algo},format={fmt}{pad}[vqa_d{k}];"
+                    f"[vqa_d{k}][vqa_r{k}]vstack=shortest=1[vqa_p{k}]")
+        # size and format unknown (an input we could not probe): scale to the
+        # reference through scale's reference input, let ffmpeg pick a format
+        return (f"[{plan.ref_label}]split=2[vqa_r{k}][vqa_rr{k}];"
+                f"[dec:{k}][vqa_rr{k}]scale=rw:rh:flags={algo}[vqa_d{k}];"
+                f"[vqa_d{k}][vqa_r{k}]vstack=shortest=1,format={Y4M_FORMATS}[vqa_p{k}]")
+
+
+def _is_probeable(url: str, inp) -> bool:
+    if url == "-" or url.startswith("pipe:"):
+        return False
+    opts = {o.base: o.value for o in inp.options}
+    fmt = opts.get("f")
+    if fmt and fmt not in ("lavfi", "yuv4mpegpipe", "rawvideo", "image2", "concat", "mov", "mp4",
+                           "matroska", "mpegts", "avi", "y4m"):
+        return False  # capture devices and the like: never open them twice
+    if "://" in url and not url.startswith("file:"):
+        return False
+    return True
+
+
+def build_inline(ff: Ffmpeg, cmd: Command, opts) -> InlineBuild:
+    if opts.scale_algo not in SCALE_ALGOS:
+        raise UsageError(f"unknown --scale-algo {opts.scale_algo!r}; one of: {', '.join(SCALE_ALGOS)}")
+    if not cmd.outputs:
+        raise UsageError("the ffmpeg command has no output file")
+    if not cmd.inputs:
+        raise UsageError("the ffmpeg command has no input (-i)")
+    probes: List[Optional[MediaInfo]] = []
+    for inp in cmd.inputs:
+        if _is_probeable(inp.url, inp):
+            pi = probe(ff, inp.url, inp.option_args(), what=f"input #{inp.index}")
+            probes.append(pi)
+        else:
+            probes.append(None)
+    gouts = {}
+    for g in cmd.graphs:
+        gouts.update(graph_outputs(g))
+    notes: List[str] = []
+    plans: List[InlinePlan] = []
+    uses_stdout = False
+    for out in cmd.outputs:
+        if out.url in ("-", "pipe:", "pipe:1"):
+            uses_stdout = True
+        streams = _output_streams(out, cmd, probes, gouts)
+        fmt = next((o.value for o in reversed(out.get("f"))), None)
+        vid_no = 0
+        scored_any = False
+        for abs_idx, st in enumerate(streams):
+            if st.kind != "video":
+                continue
+            codec = _codec_for(out, abs_idx, vid_no)
+            vid_no += 1
+            where = f"output #{out.index} ({out.url}) stream {abs_idx}"
+            if codec == "copy":
+                notes.append(f"not scoring {where}: stream copy (nothing is encoded)")
+                continue
+            if fmt == "null" or out.url in ("/dev/null", "NUL") and fmt in (None, "null"):
+                notes.append(f"not scoring {where}: null output")
+                continue
+            ref_label, ref_info = _reference_for(st, probes)
+            if ref_label is None:
+                notes.append(f"not scoring {where}: cannot tell which input it is encoded from")
+                continue
+            plans.append(InlinePlan(out, abs_idx, ref_label, ref_info))
+            scored_any = True
+        if not scored_any and not any(s.kind == "video" for s in streams):
+            notes.append(f"not scoring output #{out.index} ({out.url}): no video stream")
+    scored = []
+    for p in plans:
+        size = (p.ref_info.width, p.ref_info.height) if p.ref_info and p.ref_info.width else None
+        label = f"{p.output.url}#{p.stream_index}"
+        scored.append(ScoredStream(label, p.output.url, p.stream_index, size))
+    return InlineBuild(ff, cmd, plans, opts.scale_algo, scored, notes, uses_stdout)
+
+
+def _codec_for(out: OutputFile, abs_idx: int, vid_idx: int) -> Optional[str]:
+    codec = None
+    for o in out.options:
+        if o.base in ("c", "codec"):
+            spec = o.spec
+        elif o.base == "vcodec":
+            spec = "v" + (":" + o.spec if o.spec else "")
+        else:
+            continue
+        if spec_matches(spec, "video", vid_idx, abs_idx):
+            codec = o.value
+    return codec
+
+
+def _input_streams(probes, idx: int) -> Optional[List[StreamInfo]]:
+    if idx >= len(probes):
+        raise UsageError(f"-map refers to input #{idx}, but the command has {len(probes)} input(s)")
+    p = probes[idx]
+    return p.streams if p is not None else None
+
+
+def _select(streams: Optional[List[StreamInfo]], spec: str, input_idx: int) -> List[_OutStream]:
+    """Input streams matched by a map's stream specifier."""
+    if streams is None:  # unknown layout: assume one video stream (and maybe audio)
+        parts = spec.split(":") if spec else []
+        if not parts or parts[0] in ("v", "V"):
+            if len(parts) <= 1 or parts[1] == "0":
+                return [_OutStream("video", f"{input_idx}:v:0")]
+            return []
+        if parts[0].isdigit():
+            return [_OutStream("video" if parts[0] == "0" else "other", f"{input_idx}:{parts[0]}")]
+        return [_OutStream("other", None)]
+    out = []
+    counters = {}
+    for s in streams:
+        ti = counters.get(s.kind, 0)
+        counters[s.kind] = ti + 1
+        if spec_matches(spec, s.kind, ti, s.index):
+            if spec.startswith("V") and s.kind == "video" and s.codec in ("mjpeg", "png") and False:
+                continue
+            out.append(_OutStream(s.kind, f"{input_idx}:{s.index}", info=s))
+    return out
+
+
+def _output_streams(out: OutputFile, cmd: Command, probes, gouts) -> List[_OutStream]:
+    disabled = {k for k, o in (("video", "vn"), ("audio", "an"), ("subtitle", "sn"), ("data", "dn"))
+                if out.has(o)}
+    maps = [o.value for o in out.get("map")]
+    streams: List[_OutStream] = []
+    if maps:
+        for m in maps:
+            neg = m.startswith("-")
+            m = m.lstrip("-").rstrip("?")
+            if m.startswith("["):
+                label = m.strip("[]")
+                g = gouts.get(label)
+                kind = g.kind if g else "video"
+                if not neg:
+                    streams.append(_OutStream(kind, g.source if g else None, graph_label=label))
+                continue
+            idx, _, spec = m.partition(":")
+            if not idx.isdigit():
+                continue
+            sel = _select(_input_streams(probes, int(idx)), spec, int(idx))
+            if neg:
+                drop = {s.source for s in sel}
+                streams = [s for s in streams if s.source not in drop]
+            else:
+                streams += sel
+    else:
+        # ffmpeg's automatic selection: the highest-resolution video stream,
+        # then one audio stream (subtitles are left aside: they come last)
+        best = None
+        unlabeled_graph = False
+        for i, p in enumerate(probes):
+            if p is None:
+                if best is None:
+                    best = _OutStream("video", f"{i}:v:0")
+                continue
+            for s in p.video:
+                if best is None or best.info is None or s.width * s.height > best.info.width * best.info.height:
+                    best = _OutStream("video", f"{i}:{s.index}", info=s)
+        if best is not None and not unlabeled_graph:
+            streams.append(best)
+        if any(p is not None and any(s.kind == "audio" for s in p.streams) for p in probes):
+            streams.append(_OutStream("audio", None))
+    return [s for s in streams if s.kind not in disabled]
+
+
+def _reference_for(st: _OutStream, probes) -> Tuple[Optional[str], Optional[StreamInfo]]:
+    src = st.source
+    if src is None:
+        return None, None
+    info = st.info
+    parts = src.split(":")
+    if info is None and len(parts) >= 2 and parts[0].isdigit():
+        i = int(parts[0])
+        p = probes[i] if i < len(probes) else None
+        if p is not None:
+            spec = ":".join(parts[1:])
+            sel = _select(p.streams, spec, i)
+            vids = [s for s in sel if s.kind == "video"]
+            if vids:
+                info = vids[0].info
+                src = vids[0].source
+    return src, info

@@ -1,0 +1,161 @@
+"""Paired frames out of an ffmpeg pipe, through the C shim.
+
+The pipe carries a YUV4MPEG2 stream whose frames are the distorted frame
+stacked on top of the reference frame (``vstack``), each padded to even
+dimensions.  The shim's reader thread fills a ring of aligned slots; for each
+slot we keep numpy views of the six planes (distorted Y, U, V; reference Y,
+U, V), made once, so a frame costs no allocation and no copy in Python.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from vqa_core import FrameFormat
+
+from ._shim import ffi, lib
+from .errors import StreamError
+from .pixfmt import frame_bytes, parse_y4m_header
+
+BLOCK, DROP = lib.VQA_BLOCK, lib.VQA_DROP
+
+
+@dataclass
+class Pair:
+    index: int  # frame number in the stream (counting dropped frames)
+    ref: Tuple[np.ndarray, ...]
+    dis: Tuple[np.ndarray, ...]
+
+
+@dataclass
+class StreamStats:
+    frames_read: int
+    frames_dropped: int
+    frames_consumed: int
+    bytes_read: int
+    truncated_bytes: int
+    filled: int
+    nslots: int
+    status: int
+
+
+def read_header(fd: int, stop=lambda: False, limit: int = 4096) -> bytes:
+    """Read the y4m stream header line from fd (blocking, a byte at a time)."""
+    buf = bytearray()
+    while len(buf) < limit:
+        try:
+            b = os.read(fd, 1)
+        except InterruptedError:
+            continue
+        if not b:
+            return bytes(buf)
+        if b == b"\n":
+            return bytes(buf)
+        buf += b
+    raise StreamError("frame stream header too long: not a YUV4MPEG2 stream")
+
+
+class PairStream:
+    """Iterate over frame pairs read from ``fd`` (y4m, vstacked dis/ref).
+
+    ``size``: the true (width, height) of each frame when it was padded to even
+    dimensions for stacking; None takes half the stacked height.
+    ``policy``: BLOCK (nothing lost) or DROP (never stall the writer).
+    """
+
+    def __init__(self, fd: int, size: Optional[Tuple[int, int]] = None, nslots: int = 8,
+                 policy: int = BLOCK, header: Optional[bytes] = None):
+        self.fd = fd
+        if header is None:
+            header = read_header(fd)
+        if not header:
+            raise EOFError("frame stream ended before its header")
+        try:
+            w, h2, chroma, depth, fps = parse_y4m_header(header)
+        except ValueError as e:
+            raise StreamError(f"bad frame stream from ffmpeg: {e}") from None
+        self.fps = fps
+        self.stacked = FrameFormat(w, h2, chroma, depth)
+        h = h2 // 2
+        if size is None:
+            size = (w, h)
+        tw, th = size
+        if tw > w or th > h:
+            raise StreamError(f"frame stream is {w}x{h} per frame, smaller than expected {tw}x{th}")
+        self.format = FrameFormat(tw, th, chroma, depth)
+        self.frame_bytes = frame_bytes(self.stacked)
+        self._ring = lib.vqa_ring_open(fd, self.frame_bytes, nslots, policy, 1)
+        if self._ring == ffi.NULL:
+            raise MemoryError(f"cannot allocate {nslots} frame slots of {self.frame_bytes} bytes")
+        self._views: List[Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...]]] = []
+        dt = np.dtype(np.uint8) if depth == 8 else np.dtype("<u2")
+        half_shapes = FrameFormat(w, h, chroma, depth).plane_shapes()
+        true_shapes = self.format.plane_shapes()
+        for i in range(nslots):
+            buf = ffi.buffer(lib.vqa_ring_slot(self._ring, i), self.frame_bytes)
+            flat = np.frombuffer(buf, dtype=dt)
+            dis, ref, off = [], [], 0
+            for (ph, pw), (th_, tw_) in zip(half_shapes, true_shapes):
+                plane = flat[off: off + 2 * ph * pw].reshape(2 * ph, pw)
+                off += 2 * ph * pw
+                dis.append(plane[:th_, :tw_])
+                ref.append(plane[ph: ph + th_, :tw_])
+            self._views.append((tuple(ref), tuple(dis)))
+        self._slot = ffi.new("int *")
+        self._index = ffi.new("int64_t *")
+        self._held = False
+        self.end_status: Optional[int] = None
+
+    def next(self, timeout_ms: int = 100) -> Optional[Pair]:
+        """The next pair, or None on timeout.  Raises StopIteration at a clean
+        end and StreamError for a truncated or unreadable stream."""
+        if self._held:
+            lib.vqa_ring_release(self._ring)
+            self._held = False
+        r = lib.vqa_ring_acquire(self._ring, timeout_ms, self._slot, self._index)
+        if r == lib.VQA_FRAME:
+            self._held = True
+            ref, dis = self._views[self._slot[0]]
+            return Pair(int(self._index[0]), ref, dis)
+        if r == lib.VQA_TIMEOUT:
+            return None
+        self.end_status = r
+        if r == lib.VQA_EOS:
+            raise StopIteration
+        st = self.stats()
+        if r == lib.VQA_TRUNCATED:
+            raise StreamError(f"frame stream truncated: the last frame had {st.truncated_bytes} of "
+                              f"{self.frame_bytes} bytes")
+        if r == lib.VQA_BADHEADER:
+            raise StreamError("frame stream out of sync: bad y4m frame header")
+        raise StreamError(f"reading the frame stream failed: {os.strerror(st.status and 5)}")
+
+    def __iter__(self) -> Iterator[Pair]:
+        while True:
+            try:
+                p = self.next(-1)
+            except StopIteration:
+                return
+            if p is not None:
+                yield p
+
+    def stats(self) -> StreamStats:
+        s = ffi.new("vqa_stats *")
+        lib.vqa_ring_stats(self._ring, s)
+        return StreamStats(s.frames_read, s.frames_dropped, s.frames_consumed, s.bytes_read,
+                           s.truncated_bytes, s.filled, s.nslots, s.status)
+
+    def close(self) -> None:
+        if self._ring is not None and self._ring != ffi.NULL:
+            self._views = []
+            lib.vqa_ring_close(self._ring)
+            self._ring = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
