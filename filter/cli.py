@@ -205,3 +205,7 @@ def _models(args: List[str]) -> int:
     for name, desc in rows:
         sys.stdout.write(f"{name:<{w}}{desc}\n")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

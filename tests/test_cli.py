@@ -1,0 +1,103 @@
+"""End-to-end runs of the vqa command on media generated with ffmpeg."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from oracle import encode, ffmpeg_psnr, make_clip, run_ffmpeg
+
+
+def vqa(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "vqa_filter.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    t = tmp_path_factory.mktemp("pair")
+    ref = make_clip(t / "ref.y4m", size="320x240", duration=0.6)
+    dis = encode(ref, t / "dis.mp4", ["-c:v", "libx264", "-crf", "35"])
+    return t, ref, dis
+
+
+def test_compare_psnr_equals_ffmpeg(pair):
+    t, ref, dis = pair
+    log, rep = t / "log.jsonl", t / "rep.json"
+    r = vqa("compare", "--metrics", "psnr,ssim", "--log", log, "--report", rep, ref, dis)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in log.read_text().splitlines()]
+    run_ffmpeg(["-i", str(dis), "-strict", "-1", str(t / "dis.y4m")])
+    oracle = ffmpeg_psnr(ref, t / "dis.y4m", t)
+    assert len(recs) == len(oracle) == 15
+    for a, b in zip(recs, oracle):
+        for k in ("psnr_y", "psnr_u", "psnr_v", "psnr_avg"):
+            assert abs(a[k] - b[k]) < 0.01
+        assert 0 < a["ssim_y"] <= 1
+    report = json.loads(rep.read_text())
+    assert report["frames"] == 15 and report["complete"]
+    assert set(report["summary"]["psnr_y"]) >= {"mean", "harmonic_mean", "min", "max", "p1", "p5", "p50"}
+    assert recs[1]["pts"] == pytest.approx(0.04)
+
+
+def test_missing_file(pair, tmp_path):
+    t, ref, _ = pair
+    r = vqa("compare", ref, tmp_path / "nope.mp4")
+    assert r.returncode == 1
+    assert "not found" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_not_video(pair, tmp_path):
+    t, ref, _ = pair
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("hello")
+    r = vqa("compare", ref, bad)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "not a media file" in r.stderr
+
+
+def test_no_video_stream(pair, tmp_path):
+    t, ref, _ = pair
+    wav = tmp_path / "a.wav"
+    run_ffmpeg(["-f", "lavfi", "-i", "sine=duration=0.5", str(wav)])
+    r = vqa("compare", ref, wav)
+    assert r.returncode == 1 and "no video stream" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_frame_count_warning(pair, tmp_path):
+    t, ref, dis = pair
+    short = encode(ref, tmp_path / "short.mp4", ["-frames:v", "10", "-c:v", "libx264", "-crf", "30"])
+    r = vqa("compare", "--metrics", "psnr", ref, short)
+    assert r.returncode == 0, r.stderr
+    assert "5 frames at the end of the reference" in r.stderr
+
+
+def test_inline_byte_identical_and_equal_to_compare(pair, tmp_path):
+    t, ref, _ = pair
+    args = ["-hide_banner", "-loglevel", "error", "-y", "-i", str(ref), "-c:v", "libx264",
+            "-preset", "fast", "-crf", "30", "-threads", "1"]
+    plain = tmp_path / "plain.mp4"
+    run_ffmpeg([*args[4:], str(plain)])
+    out = tmp_path / "out.mp4"
+    log = tmp_path / "inline.jsonl"
+    r = vqa("--metrics", "psnr,ssim", "--log", log, "ffmpeg", *args, out)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == plain.read_bytes()
+    inline = [json.loads(x) for x in log.read_text().splitlines()]
+    log2 = tmp_path / "cmp.jsonl"
+    r = vqa("compare", "--metrics", "psnr,ssim", "--log", log2, ref, out)
+    assert r.returncode == 0, r.stderr
+    cmp_ = [json.loads(x) for x in log2.read_text().splitlines()]
+    assert len(inline) == len(cmp_) == 15
+    for a, b in zip(inline, cmp_):
+        assert a["psnr_y"] == pytest.approx(b["psnr_y"], abs=1e-6)
+        assert a["ssim_y"] == pytest.approx(b["ssim_y"], abs=1e-6)
+
+
+def test_inline_ffmpeg_option_error_keeps_status(pair, tmp_path):
+    t, ref, _ = pair
+    r = vqa("ffmpeg", "-hide_banner", "-y", "-i", ref, "-c:v", "libx264", "-bogus_option", "1",
+            tmp_path / "o.mp4")
+    assert r.returncode != 0
+    assert "bogus_option" in r.stderr and "Traceback" not in r.stderr
