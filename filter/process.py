@@ -131,26 +131,20 @@ class FfmpegProcess:
     # -- progress
     def _read_progress(self, fd: int) -> None:
         block: Dict[str, str] = {}
-        with os.fdopen(fd, "rb", buffering=0) as f:
-            pending = b""
-            while True:
-                try:
-                    chunk = f.read(65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    line = raw.decode("utf-8", "replace").strip()
-                    if "=" not in line:
-                        continue
-                    k, v = line.split("=", 1)
-                    block[k] = v
-                    if k == "progress":
-                        self.progress.update(block)
-                        block = {}
+
+        def on_lines(lines):
+            nonlocal block
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").strip()
+                if "=" not in line:
+                    continue
+                k, v = line.split("=", 1)
+                block[k] = v
+                if k == "progress":
+                    self.progress.update(block)
+                    block = {}
+
+        read_lines(fd, on_lines)
 
     # -- life
     def poll(self) -> Optional[int]:
@@ -191,6 +185,22 @@ class FfmpegProcess:
                 if re.search(pat, ln) and "Conversion failed" not in ln:
                     return ln
         return lines[-1] if lines else ""
+
+
+def read_lines(fd: int, on_lines: Callable[[List[bytes]], None]) -> None:
+    """Read a pipe to its end, handing over complete lines in batches; closes fd."""
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        pending = b""
+        while True:
+            try:
+                chunk = f.read(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            on_lines(lines)
 
 
 def _strip_level(line: str) -> str:

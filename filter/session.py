@@ -23,7 +23,7 @@ from .argv import parse_command
 from .emit import JsonLinesLog, StderrWriter, check_writable, summary_table, write_report
 from .errors import Interrupted, StreamError, UsageError, VqaError
 from .ffmpeg import Ffmpeg, find_ffmpeg, probe, require_video
-from .process import FfmpegProcess, exit_status_text
+from .process import FfmpegProcess, exit_status_text, read_lines
 from .stream import BLOCK, DROP, PairStream, read_header
 
 VERSION = "0.1.0"
@@ -92,26 +92,18 @@ class _Consumer(threading.Thread):
         self._pts_thread = threading.Thread(target=self._read_pts, daemon=True)
 
     def _read_pts(self) -> None:
-        with os.fdopen(self.stats_fd, "rb", buffering=0) as f:
-            pending = b""
-            while True:
-                try:
-                    chunk = f.read(65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                with self._pts_cv:
-                    for ln in lines:
-                        parts = ln.split()
-                        if len(parts) == 2:
-                            try:
-                                self.pts[int(parts[0])] = float(parts[1])
-                            except ValueError:
-                                pass
-                    self._pts_cv.notify_all()
+        def on_lines(lines):
+            with self._pts_cv:
+                for ln in lines:
+                    parts = ln.split()
+                    if len(parts) == 2:
+                        try:
+                            self.pts[int(parts[0])] = float(parts[1])
+                        except ValueError:
+                            pass
+                self._pts_cv.notify_all()
+
+        read_lines(self.stats_fd, on_lines)
         with self._pts_cv:
             self._pts_done = True
             self._pts_cv.notify_all()
