@@ -101,3 +101,14 @@ def test_inline_ffmpeg_option_error_keeps_status(pair, tmp_path):
             tmp_path / "o.mp4")
     assert r.returncode != 0
     assert "bogus_option" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_inline_refuses_old_ffmpeg(pair, tmp_path):
+    t, ref, _ = pair
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho 'ffmpeg version 6.1.1 Copyright (c) 2000-2023'\nexit 0\n")
+    fake.chmod(0o755)
+    r = vqa("--ffmpeg", fake, "ffmpeg", "-i", ref, tmp_path / "o.mp4")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "too old" in r.stderr and "7.0" in r.stderr
+    assert not (tmp_path / "o.mp4").exists()
