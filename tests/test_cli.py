@@ -112,3 +112,27 @@ def test_inline_refuses_old_ffmpeg(pair, tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "too old" in r.stderr and "7.0" in r.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_ctrl_c_keeps_scores_and_leaves_no_ffmpeg(tmp_path):
+    import signal
+    import time
+    src = make_clip(tmp_path / "long.y4m", size="640x360", duration=8.0)
+    log, rep = tmp_path / "log.jsonl", tmp_path / "rep.json"
+    p = subprocess.Popen([sys.executable, "-m", "vqa_filter.cli", "--log", str(log), "--report", str(rep),
+                          "--metrics", "psnr,ssim,ms_ssim", "ffmpeg", "-y", "-re", "-i", str(src),
+                          "-c:v", "libx264", "-preset", "ultrafast", str(tmp_path / "o.mp4")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    n = len(log.read_text().splitlines())
+    assert n >= 3
+    report = json.loads(rep.read_text())
+    assert report["complete"] is False and report["frames"] == n
+    ps = subprocess.run(["pgrep", "-f", str(tmp_path / "o.mp4")], capture_output=True, text=True)
+    assert ps.stdout.strip() == ""
