@@ -79,10 +79,6 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-class _ArgError(Exception):
-    pass
-
-
 def _parse(parser: argparse.ArgumentParser, args: List[str]) -> argparse.Namespace:
     def error(msg):
         raise UsageError(msg + " (see vqa --help)")
@@ -150,7 +146,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _main(argv: List[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
-        from vqa_core.engine import EXTRACTOR_METRICS  # noqa: F401
         sys.stdout.write(HELP.format(metrics=", ".join(_metrics_list()), default=DEFAULT_METRICS))
         return 0 if argv else 2
     if argv[0] == "--version":

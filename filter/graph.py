@@ -272,7 +272,7 @@ def build_inline(ff: Ffmpeg, cmd: Command, opts) -> InlineBuild:
             if codec == "copy":
                 notes.append(f"not scoring {where}: stream copy (nothing is encoded)")
                 continue
-            if fmt == "null" or out.url in ("/dev/null", "NUL") and fmt in (None, "null"):
+            if fmt == "null":
                 notes.append(f"not scoring {where}: null output")
                 continue
             ref_label, ref_info = _reference_for(st, probes)
@@ -329,8 +329,6 @@ def _select(streams: Optional[List[StreamInfo]], spec: str, input_idx: int) -> L
         ti = counters.get(s.kind, 0)
         counters[s.kind] = ti + 1
         if spec_matches(spec, s.kind, ti, s.index):
-            if spec.startswith("V") and s.kind == "video" and s.codec in ("mjpeg", "png") and False:
-                continue
             out.append(_OutStream(s.kind, f"{input_idx}:{s.index}", info=s))
     return out
 
@@ -364,7 +362,6 @@ def _output_streams(out: OutputFile, cmd: Command, probes, gouts) -> List[_OutSt
         # ffmpeg's automatic selection: the highest-resolution video stream,
         # then one audio stream (subtitles are left aside: they come last)
         best = None
-        unlabeled_graph = False
         for i, p in enumerate(probes):
             if p is None:
                 if best is None:
@@ -373,7 +370,7 @@ def _output_streams(out: OutputFile, cmd: Command, probes, gouts) -> List[_OutSt
             for s in p.video:
                 if best is None or best.info is None or s.width * s.height > best.info.width * best.info.height:
                     best = _OutStream("video", f"{i}:{s.index}", info=s)
-        if best is not None and not unlabeled_graph:
+        if best is not None:
             streams.append(best)
         if any(p is not None and any(s.kind == "audio" for s in p.streams) for p in probes):
             streams.append(_OutStream("audio", None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -22,7 +23,7 @@ from . import graph as graphs
 from .argv import parse_command
 from .emit import JsonLinesLog, StderrWriter, check_writable, summary_table, write_report
 from .errors import Interrupted, StreamError, UsageError, VqaError
-from .ffmpeg import Ffmpeg, find_ffmpeg, probe, require_video
+from .ffmpeg import Ffmpeg, find_ffmpeg
 from .process import FfmpegProcess, exit_status_text, read_lines
 from .stream import BLOCK, DROP, PairStream, read_header
 
@@ -160,7 +161,7 @@ class _Consumer(threading.Thread):
                 break
             if pair is None:
                 continue
-            if self.s._discard.is_set() or (n > 1 and pair.index % n):
+            if n > 1 and pair.index % n:
                 continue
             if self.kernel_lock is not None:
                 with self.kernel_lock:
@@ -210,8 +211,8 @@ class Session:
         self._q: "queue.Queue" = queue.Queue()
         self._stop = threading.Event()
         self._hard_stop = threading.Event()
-        self._discard = threading.Event()
         self._multi = False
+        self._last_progress = 0.0
         self.result: Optional[Result] = None
         self.notes: List[str] = []
         if opts.threads:
@@ -289,7 +290,7 @@ class Session:
         consumers: List[_Consumer] = []
         proc = None
         old_handlers = {}
-        stdin = None if self.mode == "transcode" else subprocess_devnull()
+        stdin = None if self.mode == "transcode" else subprocess.DEVNULL
         try:
             proc = FfmpegProcess(cmd, fds_to_pass, relay=relay, progress_fd=prog_r,
                                  writer=self.writer.write, stdin=stdin)
@@ -425,15 +426,18 @@ class Session:
             # write to us any more (scoring failed); let the encode finish
             try:
                 proc.proc.wait(0.2)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 pass
-            except BaseException:
-                # a second Ctrl-C: stop now
+            except (_Signalled, KeyboardInterrupt):
+                # a second Ctrl-C or SIGTERM: stop now
                 return proc.stop(grace=2.0)
 
     def _show_progress(self, last: Dict[str, dict], start: float) -> None:
-        if self.opts.quiet or not self.opts.progress:
+        # called after every record: redraw at most four times a second
+        now = time.monotonic()
+        if self.opts.quiet or not self.opts.progress or now - self._last_progress < 0.25:
             return
+        self._last_progress = now
         p = self.proc.progress
         parts = []
         fr = p.frame
@@ -481,8 +485,3 @@ class Session:
             rep["frames"] = sum(p["frames"] for p in per)
             rep["streams"] = per
         return rep
-
-
-def subprocess_devnull():
-    import subprocess
-    return subprocess.DEVNULL

@@ -40,6 +40,7 @@ class StreamStats:
     filled: int
     nslots: int
     status: int
+    err: int
 
 
 def read_header(fd: int, stop=lambda: False, limit: int = 4096) -> bytes:
@@ -131,7 +132,8 @@ class PairStream:
                               f"{self.frame_bytes} bytes")
         if r == lib.VQA_BADHEADER:
             raise StreamError("frame stream out of sync: bad y4m frame header")
-        raise StreamError(f"reading the frame stream failed: {os.strerror(st.status and 5)}")
+        why = os.strerror(st.err) if st.err else "unknown error"
+        raise StreamError(f"reading the frame stream failed: {why}")
 
     def __iter__(self) -> Iterator[Pair]:
         while True:
@@ -146,7 +148,7 @@ class PairStream:
         s = ffi.new("vqa_stats *")
         lib.vqa_ring_stats(self._ring, s)
         return StreamStats(s.frames_read, s.frames_dropped, s.frames_consumed, s.bytes_read,
-                           s.truncated_bytes, s.filled, s.nslots, s.status)
+                           s.truncated_bytes, s.filled, s.nslots, s.status, s.err)
 
     def close(self) -> None:
         if self._ring is not None and self._ring != ffi.NULL:
