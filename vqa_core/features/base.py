@@ -61,6 +61,13 @@ class FrameFormat:
             shapes += [(ch, cw), (ch, cw)]
         return shapes
 
+    def plane_weights(self) -> List[float]:
+        """Each plane's share of all samples (4/6, 1/6, 1/6 for 4:2:0): the
+        weights of ffmpeg's combined PSNR and SSIM."""
+        sizes = [r * c for r, c in self.plane_shapes()]
+        total = float(sum(sizes))
+        return [s / total for s in sizes]
+
     @property
     def nplanes(self) -> int:
         return 1 if self.chroma == "400" else 3

@@ -69,10 +69,8 @@ class PSNR(FeatureExtractor):
         cap = self.options["psnr_max"]
         self._cap = psnr_max_for(fmt.bitdepth) if cap is None else float(cap)
         self._peak = fmt.peak
-        sizes = [r * c for r, c in fmt.plane_shapes()]
-        total = float(sum(sizes))
-        self._npix = sizes
-        self._weights = [s / total for s in sizes]
+        self._npix = [r * c for r, c in fmt.plane_shapes()]
+        self._weights = fmt.plane_weights()
         self._names = ("psnr_y", "psnr_u", "psnr_v")[:fmt.nplanes]
 
     def extract(self, index, ref, dis):

@@ -307,9 +307,7 @@ class SSIM(FeatureExtractor):
         super().setup(fmt)
         shapes = fmt.plane_shapes()
         self._planes = [PlaneSsim(c, r, fmt.bitdepth) for r, c in shapes]
-        sizes = [r * c for r, c in shapes]
-        total = float(sum(sizes))
-        self._weights = [s / total for s in sizes]
+        self._weights = fmt.plane_weights()
         self._names = ("ssim_y", "ssim_u", "ssim_v")[:fmt.nplanes]
 
     def extract(self, index, ref, dis):
