@@ -194,3 +194,21 @@ def _esc(s: str) -> str:
 
 def libvmaf_frames(result: dict) -> List[Dict[str, float]]:
     return [f["metrics"] for f in result["frames"]]
+
+
+# ---------------------------------------------------------------- our side
+
+def read_pair(ref: Path, dis: Path):
+    """Frames of two y4m files of one format: (ref_frames, dis_frames, FrameFormat)."""
+    from vqa_core import FrameFormat
+    ref_frames, info = read_y4m(ref)
+    dis_frames, dinfo = read_y4m(dis)
+    assert info == dinfo, f"{ref} is {info}, {dis} is {dinfo}"
+    w, h, chroma, depth = info
+    return ref_frames, dis_frames, FrameFormat(w, h, chroma, depth)
+
+
+def extract_all(ext, ref_frames, dis_frames, fmt) -> List[Dict[str, float]]:
+    """Set a spatial extractor up for fmt and run it on every pair, in order."""
+    ext.setup(fmt)
+    return [ext.extract(i, r, d)[0][1] for i, (r, d) in enumerate(zip(ref_frames, dis_frames))]

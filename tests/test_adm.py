@@ -358,10 +358,10 @@ def test_extractor_matches_twin_random(bpc, shape, opts):
 
 def test_extractor_matches_twin_natural(pairs):
     src, dis, _ = pairs["10"]
-    rf, (w, h, chroma, depth) = o.read_y4m(src)
-    df, _ = o.read_y4m(dis)
+    rf, df, fmt = o.read_pair(src, dis)
+    depth = fmt.bitdepth
     ext = ADM()
-    ext.setup(FrameFormat(w, h, chroma, depth))
+    ext.setup(fmt)
     for r, d in list(zip(rf, df))[:2]:
         got = ext.extract(0, r, d)[0][1]
         want, ints = adm_twin(r[0], d[0], depth)
@@ -442,11 +442,7 @@ def oracle_values(ref, dis, tmp, opts=None, model="version=vmaf_v0.6.1", debug=F
 
 
 def our_values(ref, dis, **opts):
-    rf, (w, h, chroma, depth) = o.read_y4m(ref)
-    df, _ = o.read_y4m(dis)
-    ext = ADM(**opts)
-    ext.setup(FrameFormat(w, h, chroma, depth))
-    return [ext.extract(i, r, d)[0][1] for i, (r, d) in enumerate(zip(rf, df))]
+    return o.extract_all(ADM(**opts), *o.read_pair(ref, dis))
 
 
 def assert_close(ours, theirs, label):

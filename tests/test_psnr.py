@@ -70,10 +70,10 @@ def pairs(tmp_path_factory):
 
 def test_extractor_matches_twin_natural(pairs):
     src, dis, _ = pairs["10"]
-    ref_frames, (w, h, chroma, depth) = o.read_y4m(src)
-    dis_frames, _ = o.read_y4m(dis)
+    ref_frames, dis_frames, fmt = o.read_pair(src, dis)
+    depth = fmt.bitdepth
     ext = PSNR()
-    ext.setup(FrameFormat(w, h, chroma, depth))
+    ext.setup(fmt)
     for i, (r, d) in enumerate(zip(ref_frames, dis_frames)):
         got = ext.extract(i, r, d)[0][1]
         want = psnr_twin(r, d, depth)
@@ -85,16 +85,13 @@ def test_extractor_matches_twin_natural(pairs):
 @pytest.mark.parametrize("depth", ["8", "10"])
 def test_psnr_matches_ffmpeg(pairs, depth):
     src, dis, d = pairs[depth]
-    ref_frames, (w, h, chroma, bd) = o.read_y4m(src)
-    dis_frames, _ = o.read_y4m(dis)
-    assert bd == int(depth)
+    ref_frames, dis_frames, fmt = o.read_pair(src, dis)
+    assert fmt.bitdepth == int(depth)
     want = o.ffmpeg_psnr(src, dis, d)
     assert len(want) == len(ref_frames) >= 4
     ext = get_extractor("psnr")()
-    ext.setup(FrameFormat(w, h, chroma, bd))
     worst = {}
-    for i, (r, dd) in enumerate(zip(ref_frames, dis_frames)):
-        got = ext.extract(i, r, dd)[0][1]
+    for i, got in enumerate(o.extract_all(ext, ref_frames, dis_frames, fmt)):
         for k in ("psnr_y", "psnr_u", "psnr_v", "psnr_avg"):
             assert got[k] < ext._cap  # the comparison is meaningful below the cap
             worst[k] = max(worst.get(k, 0.0), abs(got[k] - want[i][k]))

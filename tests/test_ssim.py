@@ -216,15 +216,12 @@ def media(tmp_path_factory):
 def test_ssim_y_matches_libvmaf(media, tag):
     d, pairs = media
     src, dis = pairs[tag]
-    ref_frames, (w, h, chroma, depth) = o.read_y4m(src)
-    dis_frames, _ = o.read_y4m(dis)
+    ref_frames, dis_frames, fmt = o.read_pair(src, dis)
     want = o.libvmaf_frames(o.libvmaf(src, dis, d, features=["name=float_ssim"]))
     assert len(want) == len(ref_frames) == 3
-    ext = SSIM()
-    ext.setup(FrameFormat(w, h, chroma, depth))
-    diffs = [abs(ext.extract(i, r, dd)[0][1]["ssim_y"] - want[i]["float_ssim"])
-             for i, (r, dd) in enumerate(zip(ref_frames, dis_frames))]
-    print(f"{tag} {w}x{h} {depth}-bit: max |ssim_y - float_ssim| = {max(diffs):.2e}")
+    ours = o.extract_all(SSIM(), ref_frames, dis_frames, fmt)
+    diffs = [abs(a["ssim_y"] - b["float_ssim"]) for a, b in zip(ours, want)]
+    print(f"{tag} {fmt.width}x{fmt.height} {fmt.bitdepth}-bit: max |ssim_y - float_ssim| = {max(diffs):.2e}")
     assert max(diffs) < 1e-4
 
 
@@ -233,11 +230,9 @@ def test_ssim_chroma_matches_libvmaf_on_chroma_plane(media, tag):
     """ssim_u / ssim_v == libvmaf float_ssim run on the U / V plane as luma."""
     d, pairs = media
     src, dis = pairs[tag]
-    ref_frames, (w, h, chroma, depth) = o.read_y4m(src)
-    dis_frames, _ = o.read_y4m(dis)
-    ext = SSIM()
-    ext.setup(FrameFormat(w, h, chroma, depth))
-    ours = [ext.extract(i, r, dd)[0][1] for i, (r, dd) in enumerate(zip(ref_frames, dis_frames))]
+    ref_frames, dis_frames, fmt = o.read_pair(src, dis)
+    depth = fmt.bitdepth
+    ours = o.extract_all(SSIM(), ref_frames, dis_frames, fmt)
     for p, name in ((1, "ssim_u"), (2, "ssim_v")):
         rs = write_y4m(d / f"r_{tag}_{p}.y4m", [f[p] for f in ref_frames], depth)
         ds = write_y4m(d / f"d_{tag}_{p}.y4m", [f[p] for f in dis_frames], depth)
