@@ -45,6 +45,7 @@ options (before "ffmpeg" in the inline form):
                       size (default: bicubic)
   --subsample N       score every Nth frame
   -q, --quiet         no progress line, notes or summary table on stderr
+  --no-progress       no progress line (notes and summary table stay)
   --version           print vqa's version and exit
   -h, --help          this help
 
