@@ -33,7 +33,21 @@ Score video quality while ffmpeg encodes.
   vqa models                     lists the built-in VMAF models.
 
 options (before "ffmpeg" in the inline form):
-  --metrics LIST      comma-separated metrics: {metrics} (default: {default})
+  --metrics LIST      comma-separated metrics: {metrics} (default: {default});
+                      "vmaf" is the score of each --model (default vmaf_v0.6.1)
+  --model SPEC        a VMAF model: a built-in name (see "vqa models") or a libvmaf
+                      JSON model file, with options NAME|PATH[:option=value...]:
+                      name=KEY (record key), disable_clip=true, enable_transform=true,
+                      or feature options such as cambi.enc_width=1280,
+                      enc_height=720, enc_bitdepth=8, adm_enhn_gain_limit=1.0.
+                      Repeat to score several models in one pass: one model writes
+                      "vmaf", several write each under its name. Implies vmaf.
+  --features          also write the models' elementary features (vif_scale0,
+                      adm2, motion2, ...) in the frame records
+  --bit-depth N       compare at N bits (8, 10, 12, 16) instead of the reference's
+                      own depth; ffmpeg converts 8-bit to 10-bit by shifting, as
+                      libvmaf's docs ask for when scoring 8-bit video with the v1
+                      models (which are meant for 10-bit processing)
   --log PATH          write one JSON object per frame (JSON Lines) as it is scored;
                       "-" is stdout
   --report PATH       write a summary JSON (per metric: mean, harmonic_mean, min,
@@ -54,21 +68,25 @@ exit status: ffmpeg's in the inline form; 1 when vqa fails, 2 for a usage error,
 """
 
 _VALUE_OPTS = {"--metrics", "--log", "--report", "--ffmpeg", "--threads", "--scale-algo",
-               "--subsample", "--model"}
+               "--subsample", "--model", "--bit-depth"}
 _FLAG_OPTS = {"-q", "--quiet", "--no-progress", "--features"}
 
 
 def _metrics_list():
     from vqa_core.engine import EXTRACTOR_METRICS
-    return ["psnr", "ssim"] + sorted(m for m in EXTRACTOR_METRICS if m not in ("psnr", "ssim"))
+    return ["vmaf", "psnr", "ssim"] + sorted(m for m in EXTRACTOR_METRICS
+                                             if m not in ("psnr", "ssim"))
 
 
-DEFAULT_METRICS = "psnr,ssim"
+DEFAULT_METRICS = "vmaf"
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, add_help=False)
-    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--metrics")
+    p.add_argument("--model", action="append", default=[])
+    p.add_argument("--features", action="store_true")
+    p.add_argument("--bit-depth", type=int, dest="bitdepth")
     p.add_argument("--log")
     p.add_argument("--report")
     p.add_argument("--ffmpeg")
@@ -109,19 +127,28 @@ def _split_inline(argv: List[str]):
 
 
 def _options(ns) -> "Options":
-    from .session import Options
-    metrics = [m.strip() for m in ns.metrics.split(",") if m.strip()]
+    from .session import Options, resolve_metrics
+    if ns.metrics is None:
+        metrics = ["vmaf"]
+    else:
+        metrics = [m.strip() for m in ns.metrics.split(",") if m.strip()]
+        if not metrics:
+            raise UsageError("--metrics is empty")
     known = _metrics_list()
     bad = [m for m in metrics if m not in known]
     if bad:
         raise UsageError(f"unknown metric {bad[0]!r}; known: {', '.join(known)}")
-    if not metrics:
-        raise UsageError("--metrics is empty")
+    if ns.model and "vmaf" not in metrics:
+        metrics.append("vmaf")
+    if ns.bitdepth is not None and ns.bitdepth not in (8, 9, 10, 12, 14, 16):
+        raise UsageError("--bit-depth must be one of 8, 9, 10, 12, 14, 16")
+    _, models = resolve_metrics(metrics, ns.model)  # load models now: errors before ffmpeg starts
     if ns.threads is not None and ns.threads < 1:
         raise UsageError("--threads must be 1 or more")
     if ns.subsample < 1:
         raise UsageError("--subsample must be 1 or more")
-    return Options(metrics=metrics, log=ns.log, report=ns.report, ffmpeg=ns.ffmpeg,
+    return Options(metrics=metrics, models=models, features=ns.features,
+                   bitdepth=ns.bitdepth, log=ns.log, report=ns.report, ffmpeg=ns.ffmpeg,
                    threads=ns.threads, scale_algo=ns.scale_algo, subsample=ns.subsample,
                    quiet=ns.quiet, progress=not ns.no_progress)
 

@@ -141,7 +141,7 @@ def build_compare(ff: Ffmpeg, reference: str, distorted: str, opts, tmp: str) ->
     dis_info = require_video(probe(ff, distorted, what="distorted"), "distorted")
     if not ref_info.width or not ref_info.height:
         raise ProbeError(f"cannot tell the frame size of reference {reference}")
-    pair_fmt = pair_format_for(ref_info.pix_fmt or "yuv420p")
+    pair_fmt = pair_format_for(ref_info.pix_fmt or "yuv420p", opts.bitdepth)
     notes = []
     if (dis_info.width, dis_info.height) != (ref_info.width, ref_info.height) and dis_info.width:
         notes.append(f"distorted {dis_info.width}x{dis_info.height} is scaled to the reference's "
@@ -179,6 +179,7 @@ class InlineBuild:
     streams: List[ScoredStream]
     notes: List[str]
     uses_stdout: bool
+    bitdepth: Optional[int] = None
 
     @property
     def inputs_description(self) -> dict:
@@ -210,7 +211,7 @@ class InlineBuild:
         algo = self.scale_algo
         if info and info.width and info.height and info.pix_fmt:
             w, h = info.width, info.height
-            fmt = pair_format_for(info.pix_fmt)
+            fmt = pair_format_for(info.pix_fmt, self.bitdepth)
             chroma, _ = chroma_and_depth(fmt)
             pad = ",pad=ceil(iw/2)*2:ceil(ih/2)*2" if _pad_needed(w, h, chroma) else ""
             return (f"[{plan.ref_label}]format={fmt}{pad}[vqa_r{k}];"
@@ -288,7 +289,8 @@ def build_inline(ff: Ffmpeg, cmd: Command, opts) -> InlineBuild:
         size = (p.ref_info.width, p.ref_info.height) if p.ref_info and p.ref_info.width else None
         label = f"{p.output.url}#{p.stream_index}"
         scored.append(ScoredStream(label, p.output.url, p.stream_index, size))
-    return InlineBuild(ff, cmd, plans, opts.scale_algo, scored, notes, uses_stdout)
+    return InlineBuild(ff, cmd, plans, opts.scale_algo, scored, notes, uses_stdout,
+                       opts.bitdepth)
 
 
 def _codec_for(out: OutputFile, abs_idx: int, vid_idx: int) -> Optional[str]:

@@ -49,8 +49,14 @@ def pair_pix_fmt(chroma: str, depth: int) -> str:
     return base if depth == 8 else f"{base}{depth}le"
 
 
-def pair_format_for(pix_fmt: str) -> str:
+def pair_format_for(pix_fmt: str, bitdepth: int | None = None) -> str:
+    """The pair format for a reference of ``pix_fmt``; ``bitdepth`` overrides
+    its depth (ffmpeg converts by shifting: an 8-bit value v becomes v << 2 at
+    10 bits, as libvmaf's documentation asks for scoring 8-bit video with the
+    v1 models at 10 bits)."""
     c, d = chroma_and_depth(pix_fmt)
+    if bitdepth:
+        d = bitdepth
     # y4m carries 9, 10, 12, 14 and 16-bit; other depths round up
     for allowed in (8, 9, 10, 12, 14, 16):
         if d <= allowed:

@@ -32,9 +32,13 @@ VERSION = "0.1.0"
 
 @dataclass
 class Options:
-    metrics: Sequence[str] = ("psnr", "ssim")
+    #: metric names; ``vmaf`` stands for the models (``models``, default vmaf_v0.6.1)
+    metrics: Sequence[str] = ("vmaf",)
+    #: model specs ``NAME|PATH[:option=value...]`` or loaded model objects
     models: Sequence[object] = ()
     features: bool = False
+    #: compare at this bit depth (None: the reference's own)
+    bitdepth: Optional[int] = None
     log: Optional[str] = None
     report: Optional[str] = None
     ffmpeg: Optional[str] = None
@@ -45,6 +49,54 @@ class Options:
     subsample: int = 1
     quiet: bool = False  # no summary table / progress on stderr
     progress: bool = True
+
+
+DEFAULT_MODEL = "vmaf_v0.6.1"
+
+
+def resolve_metrics(metrics: Sequence[str], models: Sequence[object]):
+    """(extractor metrics, loaded models) from Options' ``metrics`` and ``models``.
+
+    ``vmaf`` in ``metrics`` or any model given means models are scored; with
+    no model given that is :data:`DEFAULT_MODEL`.  One model writes its score
+    as ``vmaf``; several write each under its model name (as libvmaf's logs
+    do) unless a spec sets ``name=``.  Raises UsageError for a bad metric or
+    model."""
+    from vqa_core.engine import EXTRACTOR_METRICS
+    metrics = [m for m in metrics]
+    bad = [m for m in metrics if m != "vmaf" and m not in EXTRACTOR_METRICS]
+    if bad:
+        raise UsageError(f"unknown metric {bad[0]!r}; known: vmaf, "
+                         f"{', '.join(sorted(EXTRACTOR_METRICS))}")
+    specs = list(models)
+    if "vmaf" in metrics and not specs:
+        specs = [DEFAULT_MODEL]
+    loaded = []
+    from vqa_core.models import load_model_spec
+    for spec in specs:
+        if not isinstance(spec, str):
+            loaded.append(spec)
+            continue
+        prefix = None
+        if len(specs) > 1:
+            from vqa_core.models import parse_model_spec
+            target, _ = parse_model_spec(spec)
+            prefix = os.path.splitext(os.path.basename(target))[0] if (
+                target.endswith(".json") or os.sep in target) else target
+            if prefix.startswith(("version=", "path=")):
+                prefix = prefix.split("=", 1)[1]
+        try:
+            loaded.append(load_model_spec(spec, output_prefix=prefix))
+        except (ValueError, KeyError) as e:
+            raise UsageError(f"--model {spec}: {e.args[0] if e.args else e}") from None
+    keys: Dict[str, str] = {}
+    for m in loaded:
+        for k in m.outputs:
+            if k in keys:
+                raise UsageError(f"models {keys[k]!r} and {m.name!r} both write {k!r}; "
+                                 f"give one a name (--model SPEC:name=KEY)")
+            keys[k] = m.name
+    return [m for m in metrics if m != "vmaf"], loaded
 
 
 @dataclass
@@ -149,7 +201,7 @@ class _Consumer(threading.Thread):
         self.stream = PairStream(self.frames_fd, self.plan.size, self.s.opts.nslots, policy, header)
         fmt = self.stream.format
         self.result.format = (f"{fmt.width}x{fmt.height} {fmt.chroma} {fmt.bitdepth}-bit")
-        self.scorer = Scorer(fmt, self.s.opts.metrics, self.s.opts.models, self.s.opts.features)
+        self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features)
         n = self.s.opts.subsample
         while True:
             if self.s._stop.is_set():
@@ -203,6 +255,7 @@ class Session:
                  reference: Optional[str] = None, distorted: Optional[str] = None,
                  writer: Optional[StderrWriter] = None):
         self.opts = opts
+        self.metrics, self.models = resolve_metrics(opts.metrics, opts.models)
         self.mode = mode  # "transcode" or "compare"
         self.argv = list(argv)
         self.reference = reference
@@ -462,7 +515,10 @@ class Session:
             "ffmpeg": {"path": ff.path, "version": ff.version},
             "mode": self.mode,
             "inputs": built.inputs_description,
-            "metrics": list(self.opts.metrics) + [m.name for m in self.opts.models],
+            "metrics": list(self.metrics),
+            "models": [{"name": m.name, "key": m.output_prefix,
+                        "path": str(m.path) if getattr(m, "path", None) else None}
+                       for m in self.models],
             "complete": error is None,
             "exit_code": exit_code,
         }

@@ -181,8 +181,8 @@ def test_bootstrap_matches_libvmaf(media, tmp_path):
             # the transform is disabled and the mean is inside the clip range:
             # the stddev is not rescaled
             "vmaf_stddev": raw.std() if 0.01 < mean < 99.99 else None,
-            "vmaf_ci_p95_lo": min(max(np.percentile(raw, 2.5), 0.0), 100.0),
-            "vmaf_ci_p95_hi": min(max(np.percentile(raw, 97.5), 0.0), 100.0),
+            "vmaf_ci_low": min(max(np.percentile(raw, 2.5), 0.0), 100.0),
+            "vmaf_ci_high": min(max(np.percentile(raw, 97.5), 0.0), 100.0),
             **{f"vmaf_{i:04d}": f[f"vmaf_{i:04d}"] for i in range(1, n)},
         }
         assert set(ours) == set(model.outputs)
@@ -190,7 +190,7 @@ def test_bootstrap_matches_libvmaf(media, tmp_path):
             if v is None:
                 continue
             errs[k] = max(errs.get(k, 0.0), abs(ours[k] - v))
-        assert ours["vmaf_ci_p95_lo"] <= ours["vmaf_bagging"] <= ours["vmaf_ci_p95_hi"]
+        assert ours["vmaf_ci_low"] <= ours["vmaf_bagging"] <= ours["vmaf_ci_high"]
     print({k: f"{v:.1e}" for k, v in errs.items() if not k[-1].isdigit()},
           "members", f"{max(v for k, v in errs.items() if k[-1].isdigit()):.1e}")
     assert max(errs.values()) < TOL
@@ -366,10 +366,10 @@ def test_predict_batch_and_names():
 
 def test_bootstrap_outputs():
     b = load_model("vmaf_b_v0.6.3", output_prefix="ci")
-    assert b.outputs == ("ci", "ci_bagging", "ci_stddev", "ci_ci_p95_lo", "ci_ci_p95_hi")
+    assert b.outputs == ("ci", "ci_bagging", "ci_stddev", "ci_ci_low", "ci_ci_high")
     r = b.predict_features({"adm2": 0.95, "motion2": 3.0, "vif_scale0": 0.5,
                             "vif_scale1": 0.85, "vif_scale2": 0.9, "vif_scale3": 0.93})
-    assert r["ci_ci_p95_lo"] < r["ci_bagging"] < r["ci_ci_p95_hi"] and r["ci_stddev"] > 0
+    assert r["ci_ci_low"] < r["ci_bagging"] < r["ci_ci_high"] and r["ci_stddev"] > 0
 
 
 def test_path_and_version_prefix(tmp_path):

@@ -8,8 +8,9 @@
 """
 from .libsvm import SVRModel, parse_libsvm
 from .vmaf import (BUILTIN_MODELS, DATA_DIR, BootstrapVmafModel, ModelFeature, VmafModel,
+                   load_model_spec, parse_model_spec,
                    builtin_models, load_model, model_from_dict, resolve_feature)
 
-__all__ = ["load_model", "builtin_models", "model_from_dict", "VmafModel",
+__all__ = ["load_model", "load_model_spec", "parse_model_spec", "builtin_models", "model_from_dict", "VmafModel",
            "BootstrapVmafModel", "ModelFeature", "resolve_feature", "parse_libsvm",
            "SVRModel", "BUILTIN_MODELS", "DATA_DIR"]

@@ -524,7 +524,7 @@ class BootstrapVmafModel(VmafModel):
     """A bootstrap collection (e.g. ``vmaf_b_v0.6.3``).
 
     Outputs, named like libvmaf's: ``P`` (the full-data model's score),
-    ``P_bagging``, ``P_stddev``, ``P_ci_p95_lo``, ``P_ci_p95_hi`` where ``P`` is
+    ``P_bagging``, ``P_stddev``, ``P_ci_low``, ``P_ci_high`` where ``P`` is
     ``output_prefix``; with ``members=True`` also ``P_0001``... (each member's
     score, transformed and clipped as libvmaf reports them).
     """
@@ -542,7 +542,7 @@ class BootstrapVmafModel(VmafModel):
     @property
     def outputs(self) -> Tuple[str, ...]:
         p = self.output_prefix
-        out = (p, f"{p}_bagging", f"{p}_stddev", f"{p}_ci_p95_lo", f"{p}_ci_p95_hi")
+        out = (p, f"{p}_bagging", f"{p}_stddev", f"{p}_ci_low", f"{p}_ci_high")
         if self.members:
             out += tuple(f"{p}_{i:04d}" for i in range(1, self.n_members + 1))
         return out
@@ -564,8 +564,8 @@ class BootstrapVmafModel(VmafModel):
         slope = (plus - minus) / (2.0 * delta)
         out[f"{p}_bagging"] = first.finish(mean)
         out[f"{p}_stddev"] = std * slope
-        out[f"{p}_ci_p95_lo"] = first.finish(lo)
-        out[f"{p}_ci_p95_hi"] = first.finish(hi)
+        out[f"{p}_ci_low"] = first.finish(lo)
+        out[f"{p}_ci_high"] = first.finish(hi)
         if self.members:
             for i, mdl in enumerate(members):
                 out[f"{p}_{i + 1:04d}"] = mdl.finish(raw[:, i])
@@ -690,3 +690,62 @@ def model_from_dict(doc, *, name: str = "model", path: Optional[Path] = None,
         return BootstrapVmafModel(name, parts, path, description, output_prefix,
                                   members=members)
     raise ValueError(f"{where}: no 'model_dict' (nor bootstrap models '0', '1', ...) in the file")
+
+
+# ---------------------------------------------------------------- model specs
+
+#: ``load_model`` keywords a spec may set; every other option is a feature option
+_SPEC_FLAGS = ("disable_clip", "enable_transform", "members")
+
+
+def _spec_value(v: str):
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
+def parse_model_spec(spec: str) -> Tuple[str, Dict[str, object]]:
+    """Split ``NAME|PATH[:option=value...]`` into the model and its options.
+
+    Options are ``name=`` (the record key of the score), ``disable_clip``,
+    ``enable_transform``, ``members`` (booleans) and feature options routed as
+    in :func:`load_model` (``cambi.enc_width=1280``, ``enc_width=1280``,
+    ``adm_enhn_gain_limit=1.0``).  A path may itself contain ``:``; the
+    options start at the first ``:`` followed by ``word=``.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("empty model spec")
+    m = re.search(r":(?=[A-Za-z_][\w.]*=)", spec)
+    head, tail = (spec[:m.start()], spec[m.start() + 1:]) if m else (spec, "")
+    if not head:
+        raise ValueError(f"model spec {spec!r} names no model")
+    opts: Dict[str, object] = {}
+    if tail:
+        for part in tail.split(":"):
+            if "=" not in part:
+                raise ValueError(f"model spec {spec!r}: option {part!r} is not 'key=value'")
+            k, v = part.split("=", 1)
+            if not k:
+                raise ValueError(f"model spec {spec!r}: option {part!r} has no name")
+            opts[k] = _spec_value(v)
+    return head, opts
+
+
+def load_model_spec(spec: str, output_prefix: Optional[str] = None) -> VmafModel:
+    """Load a model from a ``NAME|PATH[:option=value...]`` spec (the CLI's
+    ``--model``).  ``output_prefix`` is the record key unless the spec sets
+    ``name=``; by default ``vmaf``."""
+    target, opts = parse_model_spec(spec)
+    key = opts.pop("name", None)
+    kw = {k: opts.pop(k) for k in _SPEC_FLAGS if k in opts}
+    for k, v in kw.items():
+        if not isinstance(v, bool):
+            raise ValueError(f"model spec {spec!r}: {k} must be true or false, got {v!r}")
+    prefix = str(key) if key is not None else (output_prefix or "vmaf")
+    return load_model(target, output_prefix=prefix, **kw, **opts)
