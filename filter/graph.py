@@ -280,6 +280,7 @@ def build_inline(ff: Ffmpeg, cmd: Command, opts) -> InlineBuild:
             if ref_label is None:
                 notes.append(f"not scoring {where}: cannot tell which input it is encoded from")
                 continue
+            _check_audio_deadlock(out, streams, ref_label, probes)
             plans.append(InlinePlan(out, abs_idx, ref_label, ref_info))
             scored_any = True
         if not scored_any and not any(s.kind == "video" for s in streams):
@@ -293,18 +294,60 @@ def build_inline(ff: Ffmpeg, cmd: Command, opts) -> InlineBuild:
                        opts.bitdepth)
 
 
-def _codec_for(out: OutputFile, abs_idx: int, vid_idx: int) -> Optional[str]:
+def _codec_for(out: OutputFile, abs_idx: int, vid_idx: int, kind: str = "video") -> Optional[str]:
     codec = None
+    short = {"video": ("vcodec", "v"), "audio": ("acodec", "a")}.get(kind)
     for o in out.options:
         if o.base in ("c", "codec"):
             spec = o.spec
-        elif o.base == "vcodec":
-            spec = "v" + (":" + o.spec if o.spec else "")
+        elif short and o.base == short[0]:
+            spec = short[1] + (":" + o.spec if o.spec else "")
         else:
             continue
-        if spec_matches(spec, "video", vid_idx, abs_idx):
+        if spec_matches(spec, kind, vid_idx, abs_idx):
             codec = o.value
     return codec
+
+
+def _input_of(source: Optional[str]) -> Optional[int]:
+    head = (source or "").split(":")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _check_audio_deadlock(out: OutputFile, streams: List[_OutStream], ref_label: str,
+                          probes) -> None:
+    """Refuse the one layout that makes ffmpeg hang with a loopback decoder.
+
+    An output that also encodes audio with a fixed-frame-size encoder (AAC,
+    Opus, MP3, AC-3...: anything but PCM or a copy) gets an encoding sync
+    queue in ffmpeg; when that audio comes from another input file than the
+    scored video, ffmpeg's scheduler holds that input back while the loopback
+    decoder waits for the video encoder's lookahead, and nothing moves again
+    (checked with FFmpeg 7 to 9, without vqa: ``-dec`` plus ``[dec:0]null``
+    is enough).  Better a clear error than a hang."""
+    vin = _input_of(ref_label)
+    if vin is None:
+        return
+    aud_no = 0
+    for abs_idx, st in enumerate(streams):
+        if st.kind != "audio":
+            continue
+        codec = _codec_for(out, abs_idx, aud_no, "audio")
+        aud_no += 1
+        if codec is not None and (codec == "copy" or codec.startswith("pcm_")):
+            continue
+        ain = _input_of(st.source)
+        if ain is None:  # ffmpeg's automatic choice: an audio stream of some input
+            with_audio = [i for i, p in enumerate(probes)
+                          if p is not None and any(s.kind == "audio" for s in p.streams)]
+            ain = vin if vin in with_audio or not with_audio else with_audio[0]
+        if ain != vin:
+            raise UsageError(
+                f"cannot score output #{out.index} ({out.url}) inline: it encodes audio from "
+                f"input #{ain} and video from input #{vin}, and ffmpeg deadlocks when a loopback "
+                f"decoder reads such an output (an ffmpeg scheduler limitation); copy or PCM-encode "
+                f"the audio, take it from the video's input, or encode first and run "
+                f"'vqa compare SOURCE OUTPUT'")
 
 
 def _input_streams(probes, idx: int) -> Optional[List[StreamInfo]]:
