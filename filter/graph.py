@@ -1,11 +1,10 @@
 """The ffmpeg commands vqa runs.
 
 Both frames of a pair travel in one y4m frame: the distorted frame stacked on
-top of the reference (``vstack``, built on ffmpeg's framesync, pairs them by
-timestamp, so they cannot drift apart).  Frames are first converted to the
-reference's planar format at its own bit depth, and padded to even dimensions
-when a chroma-subsampled frame has odd ones (the padding is cut off again
-before scoring).  Each pair stream goes to its own pipe, and the timestamp of
+top of the reference (``xstack``, built on ffmpeg's framesync, pairs them by
+timestamp, so they cannot drift apart; the reference starts at an even row,
+see :func:`ref_row`).  Frames are first converted to the reference's planar
+format at its own bit depth.  Each pair stream goes to its own pipe, and the timestamp of
 every pair to a second pipe through ``-stats_enc_pre``.
 
 ``compare`` commands are built with ffmpeg-python.  Inline commands are the
@@ -43,8 +42,18 @@ class ScoredStream:
     size: Optional[Tuple[int, int]]  # true frame size, None = half the stacked size
 
 
-def _pad_needed(w: int, h: int, chroma: str) -> bool:
-    return chroma in ("420", "422") and (w % 2 == 1 or (chroma == "420" and h % 2 == 1))
+def ref_row(h: int) -> int:
+    """Row at which the reference frame starts in the stacked pair frame: the
+    distorted frame's height rounded up to even, so that with 4:2:0 chroma
+    both frames' chroma rows stay whole (``vstack`` of two odd-height 4:2:0
+    frames would lose one; ffmpeg's ``pad`` drops the last chroma column of an
+    odd-width frame).  ``xstack`` puts the reference there; a gap row, when
+    there is one, is black and never read."""
+    return h + (h & 1)
+
+
+def _stack_layout(h: int) -> str:
+    return f"0_0|0_{ref_row(h)}"
 
 
 def _pipe_output_args(frames_fd: int, stats_fd: int) -> List[str]:
@@ -86,7 +95,6 @@ class CompareBuild:
     def command(self, progress_fd: int, pipes: Sequence[Tuple[int, int]]) -> List[str]:
         (frames_fd, stats_fd), = pipes
         w, h = self.ref_info.width, self.ref_info.height
-        chroma, _ = chroma_and_depth(self.pair_fmt)
         ref_in = ffmpeg_python.input(self.reference)
         dis_in = ffmpeg_python.input(self.distorted)
         ref = ref_in["v:0"].filter("setpts", "PTS-STARTPTS")
@@ -97,10 +105,8 @@ class CompareBuild:
         d, dc = dis_split[0], dis_split[1]
         d = d.filter("scale", w, h, flags=self.scale_algo).filter("format", self.pair_fmt)
         r = r.filter("format", self.pair_fmt)
-        if _pad_needed(w, h, chroma):
-            d = d.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
-            r = r.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
-        pair = ffmpeg_python.filter([d, r], "vstack", shortest=1)
+        pair = ffmpeg_python.filter([d, r], "xstack", inputs=2, layout=_stack_layout(h),
+                                    fill="black", shortest=1)
         out_pair = pair.output(f"pipe:{frames_fd}", format="yuv4mpegpipe", strict="-1",
                                fps_mode="passthrough", stats_enc_pre=f"pipe:{stats_fd}",
                                stats_enc_pre_fmt="{n} {t}")
@@ -212,11 +218,10 @@ class InlineBuild:
         if info and info.width and info.height and info.pix_fmt:
             w, h = info.width, info.height
             fmt = pair_format_for(info.pix_fmt, self.bitdepth)
-            chroma, _ = chroma_and_depth(fmt)
-            pad = ",pad=ceil(iw/2)*2:ceil(ih/2)*2" if _pad_needed(w, h, chroma) else ""
-            return (f"[{plan.ref_label}]format={fmt}{pad}[vqa_r{k}];"
-                    f"[dec:{k}]scale={w}:{h}:flags={algo},format={fmt}{pad}[vqa_d{k}];"
-                    f"[vqa_d{k}][vqa_r{k}]vstack=shortest=1[vqa_p{k}]")
+            return (f"[{plan.ref_label}]format={fmt}[vqa_r{k}];"
+                    f"[dec:{k}]scale={w}:{h}:flags={algo},format={fmt}[vqa_d{k}];"
+                    f"[vqa_d{k}][vqa_r{k}]xstack=inputs=2:layout={_stack_layout(h)}:"
+                    f"fill=black:shortest=1[vqa_p{k}]")
         # size and format unknown (an input we could not probe): scale to the
         # reference through scale's reference input, let ffmpeg pick a format
         return (f"[{plan.ref_label}]split=2[vqa_r{k}][vqa_rr{k}];"

@@ -1,8 +1,8 @@
 """Paired frames out of an ffmpeg pipe, through the C shim.
 
 The pipe carries a YUV4MPEG2 stream whose frames are the distorted frame
-stacked on top of the reference frame (``vstack``), each padded to even
-dimensions.  The shim's reader thread fills a ring of aligned slots; for each
+stacked on top of the reference frame, which starts at an even row (see
+``graph.ref_row``).  The shim's reader thread fills a ring of aligned slots; for each
 slot we keep numpy views of the six planes (distorted Y, U, V; reference Y,
 U, V), made once, so a frame costs no allocation and no copy in Python.
 """
@@ -62,8 +62,8 @@ def read_header(fd: int, stop=lambda: False, limit: int = 4096) -> bytes:
 class PairStream:
     """Iterate over frame pairs read from ``fd`` (y4m, vstacked dis/ref).
 
-    ``size``: the true (width, height) of each frame when it was padded to even
-    dimensions for stacking; None takes half the stacked height.
+    ``size``: the (width, height) of each frame; the reference starts at row
+    ``height`` rounded up to even.  None: each frame is half the stacked height.
     ``policy``: BLOCK (nothing lost) or DROP (never stall the writer).
     """
 
@@ -80,12 +80,15 @@ class PairStream:
             raise StreamError(f"bad frame stream from ffmpeg: {e}") from None
         self.fps = fps
         self.stacked = FrameFormat(w, h2, chroma, depth)
-        h = h2 // 2
-        if size is None:
-            size = (w, h)
-        tw, th = size
-        if tw > w or th > h:
-            raise StreamError(f"frame stream is {w}x{h} per frame, smaller than expected {tw}x{th}")
+        if size is None:  # vstack of two frames of unknown size
+            tw, th = w, h2 // 2
+            y2 = th
+        else:
+            tw, th = size
+            y2 = th + (th & 1)
+        if tw != w or h2 != y2 + th:
+            raise StreamError(f"frame stream is {w}x{h2}, expected a {tw}x{th} pair stacked "
+                              f"at row {y2}")
         self.format = FrameFormat(tw, th, chroma, depth)
         self.frame_bytes = frame_bytes(self.stacked)
         self._ring = lib.vqa_ring_open(fd, self.frame_bytes, nslots, policy, 1)
@@ -93,17 +96,18 @@ class PairStream:
             raise MemoryError(f"cannot allocate {nslots} frame slots of {self.frame_bytes} bytes")
         self._views: List[Tuple[Tuple[np.ndarray, ...], Tuple[np.ndarray, ...]]] = []
         dt = np.dtype(np.uint8) if depth == 8 else np.dtype("<u2")
-        half_shapes = FrameFormat(w, h, chroma, depth).plane_shapes()
+        stacked_shapes = self.stacked.plane_shapes()
         true_shapes = self.format.plane_shapes()
+        starts = [y2] + [(y2 >> 1) if chroma == "420" else y2] * (len(true_shapes) - 1)
         for i in range(nslots):
             buf = ffi.buffer(lib.vqa_ring_slot(self._ring, i), self.frame_bytes)
             flat = np.frombuffer(buf, dtype=dt)
             dis, ref, off = [], [], 0
-            for (ph, pw), (th_, tw_) in zip(half_shapes, true_shapes):
-                plane = flat[off: off + 2 * ph * pw].reshape(2 * ph, pw)
-                off += 2 * ph * pw
+            for (sh, sw), (th_, tw_), r0 in zip(stacked_shapes, true_shapes, starts):
+                plane = flat[off: off + sh * sw].reshape(sh, sw)
+                off += sh * sw
                 dis.append(plane[:th_, :tw_])
-                ref.append(plane[ph: ph + th_, :tw_])
+                ref.append(plane[r0: r0 + th_, :tw_])
             self._views.append((tuple(ref), tuple(dis)))
         self._slot = ffi.new("int *")
         self._index = ffi.new("int64_t *")
