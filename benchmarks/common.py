@@ -1,0 +1,132 @@
+"""Shared helpers of the benchmark scripts: media generation, timing, the
+bundled ffmpeg.  Benchmarks time vqa and its anchor (libvmaf, plain ffmpeg)
+on the same input in the same run, alternating, and print ratios."""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+CACHE = Path(os.environ.get("VQA_BENCH_DIR", "/tmp/vqa-bench"))
+
+
+def ffmpeg() -> str:
+    exe = os.environ.get("VQA_FFMPEG")
+    if exe:
+        return exe
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run(cmd: Sequence[str], **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        sys.exit(f"failed ({r.returncode}): {' '.join(map(str, cmd))}\n{r.stderr[-3000:]}")
+    return r
+
+
+def natural(size: str, frames: int, rate: int = 25) -> str:
+    """The lavfi source of the tests: fractal texture with grain and motion."""
+    return (f"mandelbrot=size={size}:rate={rate}:start_scale=0.5,noise=alls=12:allf=t,"
+            f"gblur=sigma=0.8,hue=H=t/2:s=0.8,trim=end_frame={frames}")
+
+
+def source(size: str = "1920x1080", frames: int = 120, pix_fmt: str = "yuv420p") -> Path:
+    """A y4m source clip, made once and cached under $VQA_BENCH_DIR."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    p = CACHE / f"src_{size}_{frames}_{pix_fmt}.y4m"
+    if not p.exists():
+        tmp = p.with_suffix(".tmp.y4m")
+        run([ffmpeg(), "-hide_banner", "-y", "-f", "lavfi", "-i", natural(size, frames),
+             "-pix_fmt", pix_fmt, "-strict", "-1", tmp])
+        tmp.rename(p)
+    return p
+
+
+def distorted(src: Path, crf: int = 30, scale: str | None = None) -> Path:
+    """An x264 (x265 beyond 8 bits) encode of src decoded back to y4m at
+    src's size; ``scale`` (e.g. "960:540") encodes at a lower resolution and
+    scales back with bicubic."""
+    tag = f"crf{crf}" + (f"_s{scale.replace(':', 'x')}" if scale else "")
+    out = src.with_name(src.stem + f"_{tag}.y4m")
+    if out.exists():
+        return out
+    enc = src.with_name(src.stem + f"_{tag}.mkv")
+    ten = "10" in src.stem or "12" in src.stem
+    vf = ["-vf", f"scale={scale}:flags=bicubic"] if scale else []
+    codec = (["-c:v", "libx265", "-x265-params", f"log-level=0:crf={crf}"] if ten
+             else ["-c:v", "libx264", "-preset", "fast", "-crf", str(crf)])
+    run([ffmpeg(), "-hide_banner", "-y", "-i", src, *vf, *codec, enc])
+    w, h = _size_of(src)
+    tmp = out.with_suffix(".tmp.y4m")
+    pix = _pix_of(src)
+    run([ffmpeg(), "-hide_banner", "-y", "-i", enc, "-vf", f"scale={w}:{h}:flags=bicubic",
+         "-pix_fmt", pix, "-strict", "-1", tmp])
+    tmp.rename(out)
+    return out
+
+
+def _header(p: Path) -> List[str]:
+    with open(p, "rb") as f:
+        return f.readline().decode().split()
+
+
+def _size_of(p: Path):
+    h = _header(p)
+    return (int(next(t[1:] for t in h if t[0] == "W")), int(next(t[1:] for t in h if t[0] == "H")))
+
+
+def _pix_of(p: Path) -> str:
+    c = next((t[1:] for t in _header(p) if t[0] == "C"), "420jpeg")
+    import re
+    m = re.match(r"(420|422|444)(?:p(\d+))?", c)
+    base = f"yuv{m.group(1)}p"
+    return base + (f"{m.group(2)}le" if m.group(2) else "")
+
+
+def frames_of(p: Path) -> int:
+    """Frame count of a y4m file from its size."""
+    w, h = _size_of(p)
+    pix = _pix_of(p)
+    bps = 2 if pix.endswith("le") else 1
+    sub = {"420": 1.5, "422": 2.0, "444": 3.0}[pix[3:6]]
+    fb = int(w * h * sub) * bps + 6
+    hdr = len(" ".join(_header(p))) + 1
+    return (p.stat().st_size - hdr) // fb
+
+
+def timed(cmd: Sequence[str], env=None) -> float:
+    t = time.perf_counter()
+    run(cmd, env=env)
+    return time.perf_counter() - t
+
+
+def alternate(runs: Dict[str, Callable[[], float]], repeat: int) -> Dict[str, List[float]]:
+    """Call each timing function in turn, ``repeat`` rounds; all times per name."""
+    out: Dict[str, List[float]] = {k: [] for k in runs}
+    for i in range(repeat):
+        for k, f in runs.items():
+            dt = f()
+            out[k].append(dt)
+            print(f"  round {i + 1}: {k:<28} {dt:7.2f} s", flush=True)
+    return out
+
+
+def best(times: List[float]) -> float:
+    return min(times)
+
+
+def vqa_cmd() -> List[str]:
+    return [sys.executable, "-m", "vqa_filter.cli"]
+
+
+def child_peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
+def esc(s: str) -> str:
+    return "'" + s.replace(":", "\\:") + "'"

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Inline scoring vs the ways people score a transcode today, same source,
+alternating:
+
+  plain          ffmpeg -i SRC -c:v libx264 -preset fast OUT          (no scoring)
+  vqa inline     vqa --model M ffmpeg -i SRC -c:v libx264 -preset fast OUT
+  libvmaf inline the same transcode with ffmpeg's libvmaf filter attached
+                 through a loopback decoder in the same command
+  two-pass       plain, then a separate libvmaf pass on the written file
+
+    python benchmarks/inline_transcode.py [--model vmaf_v0.6.1] [--metrics psnr,ssim]
+
+Prints best wall times and the ratios vqa / libvmaf-inline and vqa / plain.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import common as c  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="1920x1080")
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--model", default="vmaf_v0.6.1")
+    ap.add_argument("--metrics", default="vmaf", help="vmaf (the model) or e.g. psnr,ssim")
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    src = c.source(a.size, a.frames)
+    out = c.CACHE / "inline_out.mp4"
+    threads = os.cpu_count() or 1
+    ff = c.ffmpeg()
+    enc = ["-c:v", "libx264", "-preset", a.preset]
+    plain = [ff, "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out]
+    vqa = c.vqa_cmd() + ["-q", "--threads", str(threads)]
+    vqa += ["--model", a.model] if a.metrics == "vmaf" else ["--metrics", a.metrics]
+    vqa += ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out]
+    model = c.esc("version=" + a.model)
+    lv_inline = [ff, "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out, "-dec", "0:0",
+                 "-filter_complex", f"[dec:0][0:v]libvmaf=model={model}:n_threads={threads}",
+                 "-f", "null", "-"]
+    lv_pass = [ff, "-hide_banner", "-nostdin", "-i", out, "-i", src, "-lavfi",
+               f"[0:v][1:v]libvmaf=model={model}:n_threads={threads}", "-f", "null", "-"]
+    print(f"source: {src.name}, {c.frames_of(src)} frames, libx264 -preset {a.preset}, {threads} threads")
+    c.run(vqa)  # warm the JIT cache
+    times = c.alternate({
+        "plain transcode": lambda: c.timed(plain),
+        "vqa inline": lambda: c.timed(vqa),
+        "libvmaf inline (-dec)": lambda: c.timed(lv_inline),
+        "two-pass (plain + libvmaf)": lambda: c.timed(plain) + c.timed(lv_pass),
+    }, a.repeat)
+    b = {k: c.best(v) for k, v in times.items()}
+    for k, v in b.items():
+        print(f"{k:<28} {v:7.2f} s")
+    print(f"vqa inline / libvmaf inline: {b['vqa inline'] / b['libvmaf inline (-dec)']:.2f}x")
+    print(f"vqa inline / plain transcode: {b['vqa inline'] / b['plain transcode']:.2f}x")
+    print(f"vqa inline / two-pass: {b['vqa inline'] / b['two-pass (plain + libvmaf)']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
