@@ -15,7 +15,6 @@ REFERENCE's size with bicubic on both sides.
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -23,20 +22,8 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 import common as c  # noqa: E402
 
-
-def libvmaf_keys(ours: str, keys):
-    """The libvmaf log key for one of our record keys (libvmaf adds an
-    integer_/float_ prefix and, for non-default options, a suffix)."""
-    if ours == "vmaf" or ours.startswith("vmaf_"):
-        alias = {"vmaf_ci_low": "vmaf_ci_p95_lo", "vmaf_ci_high": "vmaf_ci_p95_hi"}.get(ours, ours)
-        return alias if alias in keys else None
-    if ours == "motion":
-        cands = [k for k in keys if re.fullmatch(r"(integer_)?motion(_sad_score)?(_.*)?", k)
-                 and not k.startswith(("integer_motion2", "integer_motion3"))]
-    else:
-        cands = [k for k in keys if re.fullmatch(rf"(integer_|float_)?{re.escape(ours)}(_[a-z].*)?", k)]
-    cands.sort(key=len)
-    return cands[0] if cands else None
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from oracle import libvmaf_key  # noqa: E402  (the tests' name mapping)
 
 
 def run_pair(ref, dis, model, bitdepth, tmp):
@@ -95,7 +82,7 @@ def main():
             n = min(len(ours), len(theirs))
             keys = [k for k in ours[0] if k not in ("frame", "pts")]
             for k in keys:
-                lk = libvmaf_keys(k, theirs[0].keys())
+                lk = libvmaf_key(k, theirs[0].keys())
                 if lk is None:
                     print(f"{m:<28} {k:<18} {'(libvmaf has no such output)':>38}")
                     continue

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -212,3 +212,24 @@ def extract_all(ext, ref_frames, dis_frames, fmt) -> List[Dict[str, float]]:
     """Set a spatial extractor up for fmt and run it on every pair, in order."""
     ext.setup(fmt)
     return [ext.extract(i, r, d)[0][1] for i, (r, d) in enumerate(zip(ref_frames, dis_frames))]
+
+
+def libvmaf_key(ours: str, keys) -> Optional[str]:
+    """The key in a libvmaf JSON log for one of vqa's record keys.
+
+    libvmaf adds an ``integer_``/``float_`` prefix and, for non-default
+    options, a suffix (``integer_adm2_egl_1``); its SAD motion is
+    ``integer_motion`` or ``VMAF_integer_feature_motion_sad_score``; bootstrap
+    bounds are ``*_ci_p95_lo``/``_hi`` where vqa writes ``*_ci_low``/``_high``.
+    """
+    import re
+    keys = list(keys)
+    if ours == "vmaf" or ours.startswith("vmaf_"):
+        alias = ours.replace("_ci_low", "_ci_p95_lo").replace("_ci_high", "_ci_p95_hi")
+        return alias if alias in keys else None
+    if ours == "motion":
+        pat = r"(integer_motion|VMAF_integer_feature_motion_sad_score)(_[a-z].*)?"
+    else:
+        pat = rf"(integer_|float_)?{re.escape(ours)}(_[a-z].*)?"
+    cands = sorted((k for k in keys if re.fullmatch(pat, k)), key=len)
+    return cands[0] if cands else None
