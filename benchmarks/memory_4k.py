@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Peak memory and throughput on a 4K 10-bit pair, next to libvmaf's.
+
+    python benchmarks/memory_4k.py [--model vmaf_v1.0.16_1d5h_2160] [--frames 48]
+
+Runs ``vqa compare`` on a 3840x2160 10-bit y4m pair and reports vqa's peak
+resident memory (Python process, from /proc; ffmpeg's is reported apart) and
+frames per second, then libvmaf's on the same pair.  Run it with two lengths
+(e.g. --frames 24 and --frames 96) to see that memory does not grow with the
+clip.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import common as c  # noqa: E402
+
+
+def peak_rss(cmd):
+    """(seconds, peak RSS MiB of the process itself, peak RSS MiB of its children)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = [0, 0]
+
+    def watch():
+        while p.poll() is None:
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    for ln in f:
+                        if ln.startswith("VmHWM:"):
+                            peak[0] = max(peak[0], int(ln.split()[1]))
+                kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                                      text=True).stdout.split()
+                for k in kids:
+                    with open(f"/proc/{k}/status") as f:
+                        for ln in f:
+                            if ln.startswith("VmHWM:"):
+                                peak[1] = max(peak[1], int(ln.split()[1]))
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    _, err = p.communicate()
+    th.join()
+    if p.returncode:
+        sys.exit(err.decode()[-2000:])
+    return time.perf_counter() - t, peak[0] / 1024, peak[1] / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="vmaf_v1.0.16_1d5h_2160")
+    ap.add_argument("--frames", type=int, default=48)
+    a = ap.parse_args()
+    ref = c.source("3840x2160", a.frames, "yuv420p10le")
+    dis = c.distorted(ref, crf=30)
+    n = c.frames_of(ref)
+    threads = os.cpu_count() or 1
+    vqa = c.vqa_cmd() + ["compare", "-q", "--model", a.model, ref, dis]
+    c.run(c.vqa_cmd() + ["compare", "-q", "--model", a.model, c.source("3840x2160", 2, "yuv420p10le"),
+                         c.source("3840x2160", 2, "yuv420p10le")])  # warm the JIT cache
+    tv, rss, ff_rss = peak_rss(vqa)
+    lv = [c.ffmpeg(), "-hide_banner", "-nostdin", "-i", dis, "-i", ref, "-lavfi",
+          f"[0:v][1:v]libvmaf=model={c.esc('version=' + a.model)}:n_threads={threads}", "-f", "null", "-"]
+    tl, lrss, _ = peak_rss(lv)
+    print(f"pair: {ref.name}, {n} frames")
+    print(f"vqa      {tv:7.2f} s {n / tv:6.2f} fps  peak RSS {rss:7.0f} MiB (its ffmpeg: {ff_rss:.0f} MiB)")
+    print(f"libvmaf  {tl:7.2f} s {n / tl:6.2f} fps  peak RSS {lrss:7.0f} MiB (ffmpeg + libvmaf)")
+    print(f"throughput ratio (libvmaf time / vqa time): {tl / tv:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Start-up: time from command start to the first scored frame, warm and cold.
+
+    python benchmarks/startup.py [--model vmaf_v0.6.1] [--cold]
+
+Warm: the Numba cache is filled first, then ``vqa compare --log -`` is
+started and the time until its first record line arrives is measured (best of
+5).  ``--cold`` also measures a run with an empty cache (NUMBA_CACHE_DIR
+pointed at a fresh folder), i.e. the first run after install, and prints how
+long the compilation took.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import common as c  # noqa: E402
+
+
+def first_record(cmd, env=None):
+    t = time.perf_counter()
+    p = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env, text=True)
+    line = p.stdout.readline()
+    first = time.perf_counter() - t
+    p.stdout.read()
+    p.wait()
+    total = time.perf_counter() - t
+    if not line:
+        sys.exit(f"no record from {' '.join(map(str, cmd))}: {p.stderr.read()[-2000:]}")
+    return first, total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="vmaf_v0.6.1")
+    ap.add_argument("--size", default="1920x1080")
+    ap.add_argument("--cold", action="store_true")
+    a = ap.parse_args()
+    ref = c.source(a.size, 24)
+    dis = c.distorted(ref)
+    cmd = c.vqa_cmd() + ["compare", "--no-progress", "--model", a.model, "--log", "-", ref, dis]
+    first_record(cmd)  # fill the cache
+    warm = [first_record(cmd) for _ in range(5)]
+    print(f"warm cache: first frame after {min(w[0] for w in warm):.2f} s "
+          f"(best of 5; whole 24-frame run {min(w[1] for w in warm):.2f} s)")
+    if a.cold:
+        with tempfile.TemporaryDirectory() as d:
+            env = dict(os.environ, NUMBA_CACHE_DIR=d)
+            f, tot = first_record(cmd, env)
+            print(f"cold cache: first frame after {f:.2f} s (whole run {tot:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
