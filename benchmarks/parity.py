@@ -17,6 +17,8 @@ import json
 import os
 import sys
 import tempfile
+
+import numpy as np
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -34,12 +36,26 @@ def run_pair(ref, dis, model, bitdepth, tmp):
     c.run(cmd + [ref, dis])
     ours = [json.loads(x) for x in log.read_text().splitlines()]
     vlog = Path(tmp) / f"libvmaf_{model}.json"
+    boot = None
     if "/" in model or model.endswith(".json"):
         mspec = "path=" + model
+        doc = json.loads(Path(model).read_text())
+        boot = doc if "0" in doc else None
     else:
         from vqa_core.models import BUILTIN_MODELS, DATA_DIR
-        mspec = ("path=" + str(DATA_DIR / BUILTIN_MODELS[model][0])
-                 if model == "vmaf_b_v0.6.3" else "version=" + model)
+        mspec = "version=" + model
+        if model == "vmaf_b_v0.6.3":
+            boot = json.loads((DATA_DIR / BUILTIN_MODELS[model][0]).read_text())
+    if boot is not None:
+        # ffmpeg's libvmaf filter loads no bootstrap collection: load the
+        # main model and every member as separate models, clip off for members
+        specs, i = [], 0
+        while str(i) in boot:
+            mp = Path(tmp) / f"member{i}.json"
+            mp.write_text(json.dumps({"model_dict": boot[str(i)]["model_dict"]}))
+            specs.append(f"path={mp}:name=m{i}" + (":disable_clip=true" if i else ""))
+            i += 1
+        mspec = "|".join(specs)
     fmt = ""
     if bitdepth:
         fmt = f",format=yuv420p{bitdepth}le" if bitdepth > 8 else ",format=yuv420p"
@@ -49,6 +65,15 @@ def run_pair(ref, dis, model, bitdepth, tmp):
     c.run([c.ffmpeg(), "-hide_banner", "-nostdin", "-i", dis, "-i", ref, "-filter_complex",
            graph, "-f", "null", "-"])
     theirs = [f["metrics"] for f in json.loads(vlog.read_text())["frames"]]
+    if boot is not None:
+        lo_c, hi_c = boot["1"]["model_dict"].get("score_clip", [0.0, 100.0])
+        for m in theirs:
+            raw = np.array([m[f"m{j}"] for j in range(1, i)])
+            clip = lambda v: min(max(float(v), lo_c), hi_c)  # noqa: E731
+            m["vmaf"] = m["m0"]
+            m["vmaf_bagging"] = clip(raw.mean())
+            m["vmaf_ci_p95_lo"] = clip(np.percentile(raw, 2.5))
+            m["vmaf_ci_p95_hi"] = clip(np.percentile(raw, 97.5))
     return ours, theirs
 
 
