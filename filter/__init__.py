@@ -8,8 +8,16 @@ Python API::
     result = compare("ref.y4m", "dis.mp4", metrics=["psnr", "ssim"], log="scores.jsonl")
     for record in transcode(["-i", "src.mp4", "-c:v", "libx264", "out.mp4"]):
         print(record["frame"], record["psnr_y"])
+
+``compare`` and ``transcode`` return a :class:`Session`: iterate over it, or
+call ``run(callback)`` for the :class:`Result`.  Failures raise
+:class:`VqaError` subclasses (``exit_code`` as the CLI's, ``result`` with what
+was scored); leaving early or an exception stops ffmpeg and waits for it.
+Window and alert records (``window=``, ``alert_below=``) carry a ``type`` key;
+frame records do not.
 """
-from .errors import VqaError
+from .errors import (FfmpegFailed, Interrupted, QualityGateFailed, ScoringFailed, UsageError,
+                     VqaError)
 from .session import Options, Result, Session
 
 __version__ = "0.1.0"
@@ -39,4 +47,5 @@ def transcode(ffmpeg_args, **options) -> Session:
     return Session(_options(options), "transcode", argv=list(ffmpeg_args))
 
 
-__all__ = ["compare", "transcode", "Session", "Options", "Result", "VqaError", "__version__"]
+__all__ = ["compare", "transcode", "Session", "Options", "Result", "VqaError", "UsageError",
+           "FfmpegFailed", "ScoringFailed", "Interrupted", "QualityGateFailed", "__version__"]

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import List, Optional
 
-from .errors import UsageError, VqaError
+from .errors import QualityGateFailed, UsageError, VqaError
 
 HELP = """\
 usage: vqa [OPTIONS] ffmpeg ARGS...
@@ -57,19 +57,50 @@ options (before "ffmpeg" in the inline form):
   --threads N         threads for vqa's kernels (default: all cores)
   --scale-algo NAME   scaler used to bring the distorted frames to the reference's
                       size (default: bicubic)
-  --subsample N       score every Nth frame
+  --subsample N       score every Nth frame (motion, for VMAF, still sees every frame)
+  --live              for encodes that run in real time (-re, capture devices,
+                      network inputs or outputs): never slow ffmpeg down; when
+                      scoring falls behind, frames are skipped (each one counted in
+                      the summary, the report and the window records) and scoring
+                      runs at a lower CPU priority than ffmpeg
+  --window SECONDS    add a {{"type": "window"}} record to --log every SECONDS of
+                      stream time: start, end, frames_scored, frames_skipped, and
+                      mean, min and p5 of each metric
+  --alert-below [METRIC=]SCORE[:SECONDS]
+                      write a {{"type": "alert", "event": "alert"}} record when the
+                      window mean of METRIC (default: vmaf if scored, else the
+                      first metric) stays below SCORE for SECONDS (default 0), and
+                      an "event": "recovery" record when it comes back; windows
+                      are --window long, or 1 s
+  --alert-cmd CMD     run CMD (through the shell, never waited for) on each alert
+                      and recovery, with VQA_ALERT_EVENT, _METRIC, _THRESHOLD,
+                      _VALUE, _SINCE, _TIME, _DURATION, _OUTPUT, _STREAM and _JSON
+                      in its environment
+  --metrics-port PORT serve Prometheus metrics at http://HOST:PORT/metrics while
+                      running (last score, window mean and min, frames scored and
+                      skipped, ffmpeg's fps and speed); needs prometheus-client
+                      (pip install 'vqa[live]'); 0 picks a free port
+  --metrics-host HOST address to serve metrics on (default: 127.0.0.1)
+  --fail-below [METRIC=]SCORE
+                      after a finished run, exit with status 3 and a one-line
+                      reason if the pooled METRIC (default: vmaf if scored, else
+                      the first metric, e.g. psnr_y, ssim) is below SCORE;
+                      e.g. --fail-below 80 or --fail-below psnr_y=35
+  --pool NAME         pooling for --fail-below: mean (default), harmonic_mean,
+                      p5 or min
   -q, --quiet         no progress line, notes or summary table on stderr
   --no-progress       no progress line (notes and summary table stay)
   --version           print vqa's version and exit
   -h, --help          this help
 
 exit status: ffmpeg's in the inline form; 1 when vqa fails, 2 for a usage error,
-130 after Ctrl-C. Every frame scored before a failure is in --log and --report.
+3 when --fail-below fails (ffmpeg's own failure wins), 130 after Ctrl-C. Every frame scored before a failure is in --log and --report.
 """
 
 _VALUE_OPTS = {"--metrics", "--log", "--report", "--ffmpeg", "--threads", "--scale-algo",
-               "--subsample", "--model", "--bit-depth"}
-_FLAG_OPTS = {"-q", "--quiet", "--no-progress", "--features"}
+               "--subsample", "--model", "--bit-depth", "--window", "--alert-below",
+               "--alert-cmd", "--metrics-port", "--metrics-host", "--fail-below", "--pool"}
+_FLAG_OPTS = {"-q", "--quiet", "--no-progress", "--features", "--live"}
 
 
 def _metrics_list():
@@ -95,6 +126,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--subsample", type=int, default=1)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--live", action="store_true")
+    p.add_argument("--window", type=float)
+    p.add_argument("--alert-below", dest="alert_below")
+    p.add_argument("--alert-cmd", dest="alert_cmd")
+    p.add_argument("--metrics-port", dest="metrics_port", type=int)
+    p.add_argument("--metrics-host", dest="metrics_host", default="127.0.0.1")
+    p.add_argument("--fail-below", dest="fail_below")
+    p.add_argument("--pool", default="mean")
     return p
 
 
@@ -150,13 +189,20 @@ def _options(ns) -> "Options":
     return Options(metrics=metrics, models=models, features=ns.features,
                    bitdepth=ns.bitdepth, log=ns.log, report=ns.report, ffmpeg=ns.ffmpeg,
                    threads=ns.threads, scale_algo=ns.scale_algo, subsample=ns.subsample,
-                   quiet=ns.quiet, progress=not ns.no_progress)
+                   quiet=ns.quiet, progress=not ns.no_progress, live=ns.live,
+                   window=ns.window, alert_below=ns.alert_below, alert_cmd=ns.alert_cmd,
+                   metrics_port=ns.metrics_port, metrics_host=ns.metrics_host,
+                   fail_below=ns.fail_below, pool=ns.pool)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _main(argv)
+    except QualityGateFailed as e:
+        sys.stderr.write(f"vqa: {e}\n")
+        sys.stderr.flush()
+        return e.exit_code
     except VqaError as e:
         sys.stderr.write(f"vqa: error: {e}\n")
         sys.stderr.flush()

@@ -22,12 +22,18 @@ from vqa_core import Scorer, __version__ as core_version
 from . import graph as graphs
 from .argv import parse_command
 from .emit import JsonLinesLog, StderrWriter, check_writable, summary_table, write_report
-from .errors import Interrupted, StreamError, UsageError, VqaError
+from .errors import (FfmpegFailed, Interrupted, QualityGateFailed, ScoringFailed, StreamError,
+                     UsageError, VqaError)
 from .ffmpeg import Ffmpeg, find_ffmpeg
 from .process import FfmpegProcess, exit_status_text, read_lines
 from .stream import BLOCK, DROP, PairStream, read_header
+from . import live as lv
 
 VERSION = "0.1.0"
+FILE_NSLOTS = 8
+#: live: the ring keeps the oldest frames and skips newer ones while full, so
+#: a short ring keeps the scored frames close to what ffmpeg encodes now
+LIVE_NSLOTS = 3
 
 
 @dataclass
@@ -44,9 +50,25 @@ class Options:
     ffmpeg: Optional[str] = None
     threads: Optional[int] = None
     scale_algo: str = "bicubic"
-    nslots: int = 8
+    #: frame slots in the ring (None: 8 for files, 3 live; fewer slots keep live scores fresh)
+    nslots: Optional[int] = None
+    #: live: the ring drops frames rather than slow ffmpeg (every skipped frame is counted)
     live: bool = False
+    #: score every Nth frame (temporal features still see every frame that arrives)
     subsample: int = 1
+    #: seconds per ``{"type": "window"}`` record (None: no window records)
+    window: Optional[float] = None
+    #: ``[METRIC=]SCORE[:SECONDS]``: alert records when the window mean stays below
+    alert_below: Optional[object] = None
+    #: shell command run for each alert and recovery (VQA_ALERT_* in its environment)
+    alert_cmd: Optional[str] = None
+    #: serve Prometheus metrics on this port (0: any free port; see Session.metrics_url)
+    metrics_port: Optional[int] = None
+    metrics_host: str = "127.0.0.1"
+    #: ``[METRIC=]SCORE`` (or a number): a finished run pooled below it fails (exit 3)
+    fail_below: Optional[object] = None
+    #: pooling for --fail-below: mean, harmonic_mean, p5 or min
+    pool: str = "mean"
     quiet: bool = False  # no summary table / progress on stderr
     progress: bool = True
 
@@ -107,6 +129,7 @@ class StreamResult:
     frames_scored: int = 0
     frames_read: int = 0
     frames_dropped: int = 0
+    frames_subsampled: int = 0
     summary: Dict[str, Dict[str, float]] = field(default_factory=dict)
     format: Optional[str] = None
     error: Optional[str] = None
@@ -118,6 +141,8 @@ class Result:
     streams: List[StreamResult]
     report: dict
     error: Optional[str] = None
+    #: (metric, pool, threshold, [(label, value)], passed) when --fail-below was given
+    gate: Optional[dict] = None
 
     @property
     def summary(self) -> Dict[str, Dict[str, float]]:
@@ -140,8 +165,12 @@ class _Consumer(threading.Thread):
         self._pts_cv = threading.Condition()
         self._pts_done = False
         self.scorer: Optional[Scorer] = None
+        self.ledger: Optional[lv.Ledger] = None
         self.stream: Optional[PairStream] = None
         self.error: Optional[BaseException] = None
+        self.monitor: Optional[lv.Monitor] = None
+        self._mon_done = False
+        self._pts_floor = 0
         self._pts_thread = threading.Thread(target=self._read_pts, daemon=True)
 
     def _read_pts(self) -> None:
@@ -151,7 +180,9 @@ class _Consumer(threading.Thread):
                     parts = ln.split()
                     if len(parts) == 2:
                         try:
-                            self.pts[int(parts[0])] = float(parts[1])
+                            n = int(parts[0])
+                            if n >= self._pts_floor:
+                                self.pts[n] = float(parts[1])
                         except ValueError:
                             pass
                 self._pts_cv.notify_all()
@@ -161,15 +192,25 @@ class _Consumer(threading.Thread):
             self._pts_done = True
             self._pts_cv.notify_all()
 
-    def _pts_of(self, index: int) -> Optional[float]:
+    def _pts_of(self, index: int, wait: bool = True) -> Optional[float]:
+        """The timestamp of frame ``index``.  Asked in increasing index order:
+        earlier frames' timestamps are forgotten (memory stays flat when a
+        live session skips frames)."""
         with self._pts_cv:
-            deadline = time.monotonic() + 2.0
+            deadline = time.monotonic() + (2.0 if wait else 0.0)
             while index not in self.pts and not self._pts_done:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._pts_cv.wait(left)
             v = self.pts.pop(index, None)
+            self._pts_floor = max(self._pts_floor, index + 1)
+            pts = self.pts
+            while pts:
+                k = next(iter(pts))
+                if k >= index:
+                    break
+                del pts[k]
         if v is None and self.stream is not None and self.stream.fps[0]:
             num, den = self.stream.fps
             v = index * den / num
@@ -187,6 +228,11 @@ class _Consumer(threading.Thread):
                 self.result.frames_read = st.frames_read
                 self.result.frames_dropped = st.frames_dropped
                 self.stream.close()
+            if self.monitor is not None and not self._mon_done and self.error is None:
+                try:
+                    self.monitor.finish()
+                except BaseException as e:
+                    self.error = e
             try:
                 os.close(self.frames_fd)
             except OSError:
@@ -197,12 +243,24 @@ class _Consumer(threading.Thread):
         header = read_header(self.frames_fd)
         if not header:
             return  # ffmpeg ended before producing a frame; the session says why
-        policy = DROP if self.s.opts.live else BLOCK
-        self.stream = PairStream(self.frames_fd, self.plan.size, self.s.opts.nslots, policy, header)
+        live = self.s.opts.live
+        policy = DROP if live else BLOCK
+        nslots = self.s.opts.nslots or (LIVE_NSLOTS if live else FILE_NSLOTS)
+        self.stream = PairStream(self.frames_fd, self.plan.size, nslots, policy, header)
+        if live:
+            _lower_priority()  # after the ring's reader thread started: it keeps its priority
         fmt = self.stream.format
         self.result.format = (f"{fmt.width}x{fmt.height} {fmt.chroma} {fmt.bitdepth}-bit")
         self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features)
+        temporal = any(e.temporal for e in self.scorer.extractors.values())
+        mon = self.monitor
+        ledger = lv.Ledger(mon, lambda i: self._pts_of(i, wait=False)) if mon else None
+        self.ledger = ledger
+        if mon is not None and self.stream.fps[0]:
+            mon.frame_dur = self.stream.fps[1] / self.stream.fps[0]
         n = self.s.opts.subsample
+        next_due = 0
+        last = -1
         while True:
             if self.s._stop.is_set():
                 self._drain()
@@ -213,15 +271,34 @@ class _Consumer(threading.Thread):
                 break
             if pair is None:
                 continue
-            if n > 1 and pair.index % n:
+            i = pair.index
+            if i > last + 1 and ledger is not None:  # the ring skipped frames
+                ledger.skip(last + 1, i - 1, subsampled=False)
+            last = i
+            if i < next_due:  # --subsample: not scored, but motion sees it
+                self.result.frames_subsampled += 1
+                if ledger is not None:
+                    ledger.skip(i, i, subsampled=True)
+                if temporal:
+                    self._emit(self._push(pair, score=False))
                 continue
-            if self.kernel_lock is not None:
-                with self.kernel_lock:
-                    recs = self.scorer.push(pair.index, None, pair.ref, pair.dis)
-            else:
-                recs = self.scorer.push(pair.index, None, pair.ref, pair.dis)
-            self._emit(recs)
+            next_due = i + n
+            if ledger is not None:
+                ledger.expect(i)
+            self._emit(self._push(pair))
         self._emit(self.scorer.finish())
+        if ledger is not None:
+            read = self.stream.stats().frames_read
+            if read - 1 > last:  # skipped after the last frame scoring saw
+                ledger.skip(last + 1, read - 1, subsampled=False)
+            ledger.finish()
+            self._mon_done = True
+
+    def _push(self, pair, score: bool = True) -> List[dict]:
+        if self.kernel_lock is not None:
+            with self.kernel_lock:
+                return self.scorer.push(pair.index, None, pair.ref, pair.dis, score=score)
+        return self.scorer.push(pair.index, None, pair.ref, pair.dis, score=score)
 
     def _drain(self) -> None:
         # keep the pipe flowing so that ffmpeg can finish; score nothing more
@@ -241,6 +318,21 @@ class _Consumer(threading.Thread):
                      **{k: v for k, v in r.items() if k not in ("frame", "pts")}}
             self.result.frames_scored += 1
             self.s._q.put(("rec", r))
+            if self.ledger is not None:
+                self.ledger.record(r)
+
+
+def _lower_priority(niceness: int = 10) -> None:
+    """Make the calling thread (and the kernel threads it starts later) yield
+    the CPU to ffmpeg: in a live session scoring takes what the encoder
+    leaves.  Linux applies setpriority(PRIO_PROCESS, tid) to one thread."""
+    try:
+        tid = threading.get_native_id()
+        cur = os.getpriority(os.PRIO_PROCESS, tid)
+        if cur < niceness:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 class _Signalled(Exception):
@@ -268,9 +360,87 @@ class Session:
         self._last_progress = 0.0
         self.result: Optional[Result] = None
         self.notes: List[str] = []
+        self.metrics_url: Optional[str] = None
+        self._consumers: List[_Consumer] = []
+        self.proc = None
+        self._check_live_options()
         if opts.threads:
             import numba
             numba.set_num_threads(max(1, min(opts.threads, numba.config.NUMBA_NUM_THREADS)))
+
+    def _check_live_options(self) -> None:
+        """Validate --window, --alert-below, --metrics-port, --fail-below and
+        --pool (UsageError before ffmpeg starts)."""
+        o = self.opts
+        if not isinstance(o.subsample, int) or o.subsample < 1:
+            raise UsageError("--subsample must be 1 or more")
+        if o.window is not None:
+            o.window = lv._number(o.window, "--window")
+            if o.window <= 0:
+                raise UsageError("--window must be more than 0 seconds")
+        keys = lv.record_keys(self.metrics, self.models, o.features)
+        default = lv.default_metric(self.metrics, self.models)
+        self.alert_rule: Optional[lv.AlertRule] = None
+        self.alert_metric: Optional[str] = None
+        if o.alert_below is not None:
+            self.alert_rule = lv.parse_alert(o.alert_below)
+            self.alert_metric = lv.check_metric(self.alert_rule.metric, keys, default,
+                                                "--alert-below")
+        elif o.alert_cmd:
+            raise UsageError("--alert-cmd needs --alert-below")
+        if o.metrics_port is not None:
+            try:
+                port = int(o.metrics_port)
+            except (TypeError, ValueError):
+                raise UsageError(f"--metrics-port: {o.metrics_port!r} is not a port number") from None
+            if not 0 <= port <= 65535:
+                raise UsageError("--metrics-port must be 0 to 65535")
+            o.metrics_port = port
+            try:
+                import prometheus_client  # noqa: F401
+            except ImportError:
+                raise UsageError("--metrics-port needs prometheus-client: "
+                                 "pip install 'vqa[live]' (or prometheus-client)") from None
+        self.gate_metric: Optional[str] = None
+        self.gate_threshold: Optional[float] = None
+        if o.pool not in lv.GATE_POOLS:
+            raise UsageError(f"--pool must be one of {', '.join(lv.GATE_POOLS)}, got {o.pool!r}")
+        if o.fail_below is not None:
+            metric, self.gate_threshold = lv.parse_threshold(o.fail_below, "--fail-below")
+            self.gate_metric = lv.check_metric(metric, keys, default, "--fail-below")
+        self._monitoring = (o.window is not None or self.alert_rule is not None
+                            or o.metrics_port is not None)
+
+    def _make_monitor(self, plan: graphs.ScoredStream, runner) -> "lv.Monitor":
+        ident = ({"output": plan.output_url, "stream": plan.stream_index} if self._multi else {})
+        window = self.opts.window or lv.DEFAULT_WINDOW
+        return lv.Monitor(window=window, write_windows=self.opts.window is not None,
+                          alert=self.alert_rule, alert_metric=self.alert_metric,
+                          emit=lambda rec: self._q.put(("rec", rec)), ident=ident,
+                          alert_runner=runner, subsample=self.opts.subsample)
+
+    def snapshot(self) -> dict:
+        """Live figures (what the metrics endpoint serves): per stream the last
+        frame's scores, the last window's mean/min/p5, frames scored, skipped
+        and subsampled; ffmpeg's frames, fps and speed."""
+        streams = []
+        for c in list(self._consumers):
+            m = c.monitor
+            if m is None:
+                continue
+            with m.lock:
+                streams.append({"label": c.plan.label, "last": dict(m.last),
+                                "window": {k: dict(v) for k, v in m.last_window.items()},
+                                "frames_scored": m.frames_scored,
+                                "frames_skipped": m.frames_skipped,
+                                "frames_subsampled": m.frames_subsampled,
+                                "alert_metric": m.alert_metric if m.alert else None,
+                                "alert_active": m.alert_active})
+        enc = {}
+        if self.proc is not None:
+            p = self.proc.progress
+            enc = {"fps": p.fps, "speed": p.speed, "frames": p.frame}
+        return {"streams": streams, "encoder": enc}
 
     # ------------------------------------------------------------ building
     def _build(self, ff: Ffmpeg, tmp: str):
@@ -290,9 +460,16 @@ class Session:
         return self.records()
 
     def run(self, callback: Optional[Callable[[dict], None]] = None) -> Result:
-        for rec in self.records():
-            if callback:
-                callback(rec)
+        """Run to the end, calling ``callback(record)`` for each record; returns
+        the :class:`Result`.  Raises as iterating does; if the callback raises,
+        ffmpeg is stopped and waited for before the exception propagates."""
+        gen = self.records()
+        try:
+            for rec in gen:
+                if callback:
+                    callback(rec)
+        finally:
+            gen.close()
         return self.result
 
     def records(self) -> Iterator[dict]:
@@ -344,9 +521,28 @@ class Session:
         proc = None
         old_handlers = {}
         stdin = None if self.mode == "transcode" else subprocess.DEVNULL
+        server = runner = None
         try:
+            if self.opts.metrics_port is not None:
+                server = lv.MetricsServer(self.opts.metrics_host, self.opts.metrics_port,
+                                          self.snapshot)
+                self.metrics_url = server.url
+                self.note(f"metrics at {server.url}")
+            if self.opts.alert_cmd:
+                runner = lv.AlertRunner(self.opts.alert_cmd, self.note)
             proc = FfmpegProcess(cmd, fds_to_pass, relay=relay, progress_fd=prog_r,
                                  writer=self.writer.write, stdin=stdin)
+        except BaseException:
+            if server is not None:
+                server.close()
+            if runner is not None:
+                runner.close(0)
+            for fd in (prog_r, *[p[0] for p in pipes], *[p[2] for p in pipes]):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            raise
         finally:
             for fd in fds_to_pass:
                 os.close(fd)
@@ -354,7 +550,11 @@ class Session:
         lock = threading.Lock() if len(plans) > 1 else None
         for plan, (fr, _, sr, _) in zip(plans, pipes):
             c = _Consumer(self, plan, fr, sr, lock)
+            if self._monitoring:
+                c.monitor = self._make_monitor(plan, runner)
             consumers.append(c)
+        self._consumers = consumers
+        for c in consumers:
             c.start()
         if threading.current_thread() is threading.main_thread():
             def handler(sig, frame):
@@ -377,7 +577,8 @@ class Session:
                     if kind == "done":
                         running -= 1
                         continue
-                    last_rec[item.get("output", "")] = item
+                    if "type" not in item:
+                        last_rec[item.get("output", "")] = item
                     if log:
                         log.write(item)
                     yield item
@@ -407,7 +608,6 @@ class Session:
                     if kind == "rec":
                         if log:
                             log.write(item)
-                        last_rec[item.get("output", "")] = item
                 self.writer.end_status()
         finally:
             for sig, h in old_handlers.items():
@@ -416,6 +616,10 @@ class Session:
                 proc.stop(grace=1.0)
             if log:
                 log.close()
+            if runner is not None:
+                runner.close()
+            if server is not None:
+                server.close()
 
         # ------------------------------------------------------ outcome
         stream_results = [c.result for c in consumers]
@@ -423,8 +627,10 @@ class Session:
             if c.scorer is not None:
                 c.result.summary = c.scorer.summary()
         exit_code = 0
+        exc_cls = VqaError
         consumer_errors = [c.error for c in consumers if c.error is not None]
         if interrupted is not None:
+            exc_cls = Interrupted
             name = "Ctrl-C" if interrupted == signal.SIGINT else "SIGTERM"
             error = f"interrupted by {name}"
             exit_code = 130 if interrupted == signal.SIGINT else 143
@@ -438,9 +644,11 @@ class Session:
                 exit_code = rc if rc > 0 else 128 - rc
             else:
                 exit_code = 1
+            exc_cls = FfmpegFailed
         elif consumer_errors:
             e = consumer_errors[0]
             error = str(e) if isinstance(e, VqaError) else f"scoring failed: {type(e).__name__}: {e}"
+            exc_cls = type(e) if isinstance(e, VqaError) else ScoringFailed
             exit_code = 1
         if self.mode == "compare" and error is None:
             for w in built.finish_notes():
@@ -448,7 +656,20 @@ class Session:
         scored = sum(r.frames_scored for r in stream_results)
         if error and scored:
             error += f" ({scored} frame{'s' if scored != 1 else ''} scored before it)"
+        gate = None
+        if self.gate_metric is not None and error is None:  # ffmpeg's own failure wins
+            gate, why = self._gate(stream_results)
+            if not gate["passed"]:
+                error, exit_code, exc_cls = why, QualityGateFailed.exit_code, QualityGateFailed
         report = self._report(ff, built, stream_results, error, exit_code)
+        if gate is not None:
+            report["gate"] = gate
+            report["complete"] = True  # the run finished; it failed the gate
+        if self.opts.window is not None:
+            report["window"] = self.opts.window
+        if self.alert_rule is not None:
+            report["alerts"] = [r for c in consumers if c.monitor is not None
+                                for r in c.monitor.alert_records]
         if self.opts.report:
             write_report(self.opts.report, report)
         if not self.opts.quiet:
@@ -456,16 +677,41 @@ class Session:
                 title = f"vqa: {r.frames_scored} frames scored"
                 if self._multi or self.mode == "transcode":
                     title += f" ({r.label})"
-                if r.frames_dropped:
-                    title += f", {r.frames_dropped} skipped"
+                if r.frames_dropped or self.opts.live:
+                    title += f", {r.frames_dropped} skipped (scoring fell behind)"
+                if r.frames_subsampled:
+                    title += f", {r.frames_subsampled} left out by --subsample"
                 self.writer.write(summary_table(r.summary, title))
-        self.result = Result(exit_code, stream_results, report, error)
+        self.result = Result(exit_code, stream_results, report, error, gate)
         if error:
-            exc_cls = Interrupted if interrupted is not None else VqaError
             e = exc_cls(error)
             e.exit_code = exit_code
             e.result = self.result
             raise e
+
+    def _gate(self, streams: List[StreamResult]):
+        """--fail-below: (gate dict for the report, one-line reason or None)."""
+        metric, pool, thr = self.gate_metric, self.opts.pool, self.gate_threshold
+        values, failed = [], []
+        for r in streams:
+            v = r.summary.get(metric, {}).get(pool)
+            ok = v is not None and v == v and v >= thr
+            values.append({"label": r.label, "value": v, "passed": ok})
+            if not ok:
+                failed.append((r, v))
+        gate = {"metric": metric, "pool": pool, "threshold": thr, "streams": values,
+                "passed": not failed}
+        if not failed:
+            return gate, None
+        r, v = failed[0]
+        where = f" ({r.label})" if self.mode == "transcode" or self._multi else ""
+        if v is None or v != v:
+            why = f"quality gate failed: no {metric} scores to pool{where}"
+        else:
+            why = f"quality gate failed: {metric} {pool} {v:.3f} is below {thr:g}{where}"
+        if len(failed) > 1:
+            why += f" and {len(failed) - 1} more stream{'s' if len(failed) > 2 else ''}"
+        return gate, why
 
     def _wait_ffmpeg(self, proc: FfmpegProcess, consumers, interrupted) -> int:
         deadline = time.monotonic() + (15.0 if interrupted is not None else 1e9)
@@ -530,9 +776,16 @@ class Session:
         for s in streams:
             per.append({"label": s.label, "output": s.output, "stream": s.stream, "format": s.format,
                         "frames": s.frames_scored, "frames_skipped": s.frames_dropped,
-                        "summary": s.summary})
+                        "frames_subsampled": s.frames_subsampled, "summary": s.summary})
+        if self.mode == "transcode" and getattr(self, "proc", None) is not None:
+            p = self.proc.progress
+            rep["encoder"] = {"frames": p.frame, "fps": p.fps, "speed": p.speed}
+        if self.opts.live:
+            rep["live"] = True
         if len(per) == 1:
             rep["frames"] = per[0]["frames"]
+            rep["frames_skipped"] = per[0]["frames_skipped"]
+            rep["frames_subsampled"] = per[0]["frames_subsampled"]
             rep["format"] = per[0]["format"]
             rep["summary"] = per[0]["summary"]
             if self.mode == "transcode":

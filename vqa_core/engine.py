@@ -58,6 +58,8 @@ class Scorer:
         self._pts: Dict[int, Optional[float]] = {}
         self._order: Deque[int] = deque()  # pushed indices not yet emitted
         self._columns: Dict[str, array] = {}  # per-key values, for pooling
+        # indices fed to temporal extractors only -> outputs still to discard
+        self._unscored: Dict[int, int] = {}
 
     def _instance(self, name: str, options: Dict[str, object]) -> Key:
         key = _key(name, options)
@@ -71,23 +73,49 @@ class Scorer:
     def extractors(self) -> Dict[Key, FeatureExtractor]:
         return dict(self._instances)
 
-    def push(self, index: int, pts: Optional[float], ref, dis) -> List[dict]:
-        """Feed one pair; returns the records completed by it (maybe none)."""
+    def push(self, index: int, pts: Optional[float], ref, dis, score: bool = True) -> List[dict]:
+        """Feed one pair; returns the records completed by it (maybe none).
+
+        ``score=False`` feeds the pair to the temporal extractors only (motion
+        needs every frame, also those that ``--subsample`` leaves unscored):
+        no record is made for it, and it costs nothing when no extractor is
+        temporal."""
+        if not score:
+            temporal = [(k, e) for k, e in self._instances.items() if e.temporal]
+            if not temporal:
+                return []
+            ref, dis = as_planes(ref), as_planes(dis)
+            check_planes(self.fmt, ref, "reference")
+            check_planes(self.fmt, dis, "distorted")
+            self._unscored[index] = len(temporal)
+            for key, ext in temporal:
+                self._take(key, ext.extract(index, ref, dis))
+            return self._drain()
         ref, dis = as_planes(ref), as_planes(dis)
         check_planes(self.fmt, ref, "reference")
         check_planes(self.fmt, dis, "distorted")
         self._pts[index] = pts
         self._order.append(index)
         for key, ext in self._instances.items():
-            for i, vals in ext.extract(index, ref, dis):
-                self._pending.setdefault(i, {})[key] = vals
+            self._take(key, ext.extract(index, ref, dis))
         return self._drain()
+
+    def _take(self, key: Key, results) -> None:
+        for i, vals in results:
+            left = self._unscored.get(i)
+            if left is not None:
+                if left <= 1:
+                    del self._unscored[i]
+                else:
+                    self._unscored[i] = left - 1
+                continue
+            self._pending.setdefault(i, {})[key] = vals
 
     def finish(self) -> List[dict]:
         """Flush temporal extractors; returns the remaining records."""
         for key, ext in self._instances.items():
-            for i, vals in ext.flush():
-                self._pending.setdefault(i, {})[key] = vals
+            self._take(key, ext.flush())
+        self._unscored.clear()
         out = self._drain()
         # frames that some extractor never reported (should not happen) are
         # emitted with what is known
