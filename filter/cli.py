@@ -48,8 +48,14 @@ options (before "ffmpeg" in the inline form):
                       own depth; ffmpeg converts 8-bit to 10-bit by shifting, as
                       libvmaf's docs ask for when scoring 8-bit video with the v1
                       models (which are meant for 10-bit processing)
-  --log PATH          write one JSON object per frame (JSON Lines) as it is scored;
-                      "-" is stdout
+  --log PATH          write one record per frame as it is scored ("-" is stdout)
+  --log-format FMT    jsonl (default: JSON Lines, flushed per frame), csv (a row per
+                      frame) or libvmaf-json (libvmaf's JSON log layout and metric
+                      names, written when the run ends)
+  --html PATH         write a self-contained HTML report when the run ends: every
+                      metric over time, the pooled table, the worst frames with
+                      reference/distorted/difference crops, inputs and settings
+                      (needs matplotlib: pip install 'vqa[report]')
   --report PATH       write a summary JSON (per metric: mean, harmonic_mean, min,
                       max, p1, p5, p50; frame count; inputs; ffmpeg and vqa versions)
   --ffmpeg PATH       the ffmpeg binary (default: $VQA_FFMPEG, an ffmpeg 7+ on PATH,
@@ -98,7 +104,7 @@ exit status: ffmpeg's in the inline form; 1 when vqa fails, 2 for a usage error,
 """
 
 _VALUE_OPTS = {"--metrics", "--log", "--report", "--ffmpeg", "--threads", "--scale-algo",
-               "--subsample", "--model", "--bit-depth", "--window", "--alert-below",
+               "--subsample", "--model", "--bit-depth", "--log-format", "--html", "--window", "--alert-below",
                "--alert-cmd", "--metrics-port", "--metrics-host", "--fail-below", "--pool"}
 _FLAG_OPTS = {"-q", "--quiet", "--no-progress", "--features", "--live"}
 
@@ -119,6 +125,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--features", action="store_true")
     p.add_argument("--bit-depth", type=int, dest="bitdepth")
     p.add_argument("--log")
+    p.add_argument("--log-format", dest="log_format", default="jsonl",
+                   choices=["jsonl", "csv", "libvmaf-json"])
+    p.add_argument("--html")
     p.add_argument("--report")
     p.add_argument("--ffmpeg")
     p.add_argument("--threads", type=int)
@@ -192,7 +201,8 @@ def _options(ns) -> "Options":
                    quiet=ns.quiet, progress=not ns.no_progress, live=ns.live,
                    window=ns.window, alert_below=ns.alert_below, alert_cmd=ns.alert_cmd,
                    metrics_port=ns.metrics_port, metrics_host=ns.metrics_host,
-                   fail_below=ns.fail_below, pool=ns.pool)
+                   fail_below=ns.fail_below, pool=ns.pool, html=ns.html,
+                   log_format=ns.log_format)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

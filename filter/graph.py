@@ -77,6 +77,8 @@ class CompareBuild:
     streams: List[ScoredStream]
     notes: List[str] = field(default_factory=list)
     uses_stdout: bool = False
+    #: frames the run should score, from the probes (None: unknown); for the ETA
+    expected_frames: Optional[int] = None
 
     @property
     def inputs_description(self) -> dict:
@@ -143,8 +145,10 @@ class CompareBuild:
 def build_compare(ff: Ffmpeg, reference: str, distorted: str, opts, tmp: str) -> CompareBuild:
     if opts.scale_algo not in SCALE_ALGOS:
         raise UsageError(f"unknown --scale-algo {opts.scale_algo!r}; one of: {', '.join(SCALE_ALGOS)}")
-    ref_info = require_video(probe(ff, reference, what="reference"), "reference")
-    dis_info = require_video(probe(ff, distorted, what="distorted"), "distorted")
+    ref_media = probe(ff, reference, what="reference")
+    dis_media = probe(ff, distorted, what="distorted")
+    ref_info = require_video(ref_media, "reference")
+    dis_info = require_video(dis_media, "distorted")
     if not ref_info.width or not ref_info.height:
         raise ProbeError(f"cannot tell the frame size of reference {reference}")
     pair_fmt = pair_format_for(ref_info.pix_fmt or "yuv420p", opts.bitdepth)
@@ -154,8 +158,19 @@ def build_compare(ff: Ffmpeg, reference: str, distorted: str, opts, tmp: str) ->
                      f"{ref_info.width}x{ref_info.height} ({opts.scale_algo})")
     size = (ref_info.width, ref_info.height)
     s = ScoredStream(label=os.path.basename(distorted), output_url=None, stream_index=None, size=size)
-    return CompareBuild(ff, reference, distorted, ref_info, dis_info, pair_fmt, opts.scale_algo, tmp,
-                        [s], notes)
+    b = CompareBuild(ff, reference, distorted, ref_info, dis_info, pair_fmt, opts.scale_algo, tmp,
+                     [s], notes)
+    counts = [_frames_of(m, i) for m, i in ((ref_media, ref_info), (dis_media, dis_info))]
+    if all(counts):
+        b.expected_frames = min(counts)
+    return b
+
+
+def _frames_of(media, info: StreamInfo) -> Optional[int]:
+    """A file's frame count estimated from its duration and frame rate."""
+    if media.duration and info.fps:
+        return max(1, int(round(media.duration * info.fps)))
+    return None
 
 
 # ================================================================= inline

@@ -21,7 +21,9 @@ from vqa_core import Scorer, __version__ as core_version
 
 from . import graph as graphs
 from .argv import parse_command
-from .emit import JsonLinesLog, StderrWriter, check_writable, summary_table, write_report
+from .emit import StderrWriter, check_writable, summary_table, write_report
+from .logformats import LOG_FORMATS, open_log
+from .pixfmt import chroma_and_depth, pair_format_for
 from .errors import (FfmpegFailed, Interrupted, QualityGateFailed, ScoringFailed, StreamError,
                      UsageError, VqaError)
 from .ffmpeg import Ffmpeg, find_ffmpeg
@@ -69,6 +71,10 @@ class Options:
     fail_below: Optional[object] = None
     #: pooling for --fail-below: mean, harmonic_mean, p5 or min
     pool: str = "mean"
+    #: write a self-contained HTML report here (needs matplotlib: the 'report' extra)
+    html: Optional[str] = None
+    #: --log format: jsonl, csv or libvmaf-json
+    log_format: str = "jsonl"
     quiet: bool = False  # no summary table / progress on stderr
     progress: bool = True
 
@@ -169,6 +175,7 @@ class _Consumer(threading.Thread):
         self.stream: Optional[PairStream] = None
         self.error: Optional[BaseException] = None
         self.monitor: Optional[lv.Monitor] = None
+        self.worst = None  # WorstFrames for --html
         self._mon_done = False
         self._pts_floor = 0
         self._pts_thread = threading.Thread(target=self._read_pts, daemon=True)
@@ -252,6 +259,10 @@ class _Consumer(threading.Thread):
         fmt = self.stream.format
         self.result.format = (f"{fmt.width}x{fmt.height} {fmt.chroma} {fmt.bitdepth}-bit")
         self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features)
+        if self.s.opts.html:
+            from .worst import WorstFrames
+            self.worst = WorstFrames(label=self.plan.label)
+        worst = self.worst
         temporal = any(e.temporal for e in self.scorer.extractors.values())
         mon = self.monitor
         ledger = lv.Ledger(mon, lambda i: self._pts_of(i, wait=False)) if mon else None
@@ -280,13 +291,22 @@ class _Consumer(threading.Thread):
                 if ledger is not None:
                     ledger.skip(i, i, subsampled=True)
                 if temporal:
-                    self._emit(self._push(pair, score=False))
+                    recs = self._push(pair, score=False)
+                    self._emit(recs)
+                    if worst is not None:
+                        worst.resolve(recs)
                 continue
             next_due = i + n
             if ledger is not None:
                 ledger.expect(i)
-            self._emit(self._push(pair))
-        self._emit(self.scorer.finish())
+            recs = self._push(pair)
+            self._emit(recs)
+            if worst is not None:  # before the next next(): the slot is still ours
+                worst.feed(i, pair.ref, pair.dis, fmt, recs)
+        final = self.scorer.finish()
+        self._emit(final)
+        if worst is not None:
+            worst.finish(final)
         if ledger is not None:
             read = self.stream.stats().frames_read
             if read - 1 > last:  # skipped after the last frame scoring saw
@@ -443,6 +463,23 @@ class Session:
         return {"streams": streams, "encoder": enc}
 
     # ------------------------------------------------------------ building
+    def _start_warm_up(self, built) -> None:
+        """Load the run's kernels while ffmpeg starts; say so when they have
+        to be compiled (the first run after install)."""
+        fmt = getattr(built, "pair_fmt", None)
+        if fmt is None:
+            infos = [p.ref_info for p in getattr(built, "plans", ()) if p.ref_info and p.ref_info.pix_fmt]
+            if not infos:
+                return
+            fmt = pair_format_for(infos[0].pix_fmt, self.opts.bitdepth)
+        chroma, depth = chroma_and_depth(fmt)
+        from vqa_core.warmup import start_warm_up
+
+        def compiling():
+            self.note("compiling the scoring kernels for first use (about a minute, once; "
+                      "later runs reuse Numba's cache)")
+        self._warm = start_warm_up(chroma, depth, self.metrics, self.models, on_compile=compiling)
+
     def _build(self, ff: Ffmpeg, tmp: str):
         if self.mode == "compare":
             return graphs.build_compare(ff, self.reference, self.distorted, self.opts, tmp)
@@ -473,6 +510,13 @@ class Session:
         return self.result
 
     def records(self) -> Iterator[dict]:
+        if self.opts.log_format not in LOG_FORMATS:
+            raise UsageError(f"unknown --log-format {self.opts.log_format!r}; one of: "
+                             f"{', '.join(LOG_FORMATS)}")
+        if self.opts.html:
+            from .report_html import require_matplotlib
+            require_matplotlib()
+            check_writable(self.opts.html, "HTML report")
         check_writable(self.opts.report, "report")
         if self.opts.log and self.opts.log != "-":
             check_writable(self.opts.log, "log")
@@ -501,9 +545,20 @@ class Session:
             raise UsageError("nothing to score: the command encodes no video stream "
                              "(stream copies and audio-only outputs are not scored)")
         self._multi = len(plans) > 1
-        log = JsonLinesLog(self.opts.log) if self.opts.log else None
-        if log and log.path == "-" and built.uses_stdout:
+        if self.opts.log == "-" and built.uses_stdout:
             raise UsageError("--log - writes to stdout, but the ffmpeg command writes its output there")
+        log = open_log(self.opts.log, self.opts.log_format) if self.opts.log else None
+        if log is not None and hasattr(log, "set_stream_order"):
+            log.set_stream_order([(p.output_url, p.stream_index) for p in plans])
+        html = None
+        if self.opts.html:
+            from .report_html import HtmlReport
+            html = HtmlReport()
+        self._start_warm_up(built)
+        total = getattr(built, "expected_frames", None)
+        if total and self.opts.subsample > 1:
+            total = -(-total // self.opts.subsample)
+        self.writer.set_total(total)
         # pipes: progress, then frames + stats per stream
         fds_to_pass: List[int] = []
         prog_r, prog_w = os.pipe()
@@ -581,6 +636,8 @@ class Session:
                         last_rec[item.get("output", "")] = item
                     if log:
                         log.write(item)
+                    if html is not None:
+                        html.add(item)
                     yield item
                     self._show_progress(last_rec, start)
             except _Signalled as s:
@@ -608,6 +665,8 @@ class Session:
                     if kind == "rec":
                         if log:
                             log.write(item)
+                        if html is not None:
+                            html.add(item)
                 self.writer.end_status()
         finally:
             for sig, h in old_handlers.items():
@@ -672,6 +731,13 @@ class Session:
                                 for r in c.monitor.alert_records]
         if self.opts.report:
             write_report(self.opts.report, report)
+        if html is not None:
+            settings = {k: v for k, v in vars(self.opts).items()
+                        if k not in ("models",) and v not in (None, False, ())}
+            settings["models"] = [m.name for m in self.models]
+            html.write(self.opts.html, report=report,
+                       worst=[c.worst for c in consumers if c.worst is not None],
+                       settings=settings)
         if not self.opts.quiet:
             for r in stream_results:
                 title = f"vqa: {r.frames_scored} frames scored"
@@ -732,27 +798,26 @@ class Session:
                 return proc.stop(grace=2.0)
 
     def _show_progress(self, last: Dict[str, dict], start: float) -> None:
-        # called after every record: redraw at most four times a second
-        now = time.monotonic()
-        if self.opts.quiet or not self.opts.progress or now - self._last_progress < 0.25:
+        """The progress line (a bar on a terminal): frames scored, rate, ETA
+        when the frame count is known, ffmpeg's speed, the latest score."""
+        if self.opts.quiet or not self.opts.progress:
             return
-        self._last_progress = now
-        p = self.proc.progress
-        parts = []
-        fr = p.frame
-        if fr is not None:
-            parts.append(f"frame {fr}")
-        if p.fps:
-            parts.append(f"{p.fps:.1f} fps")
-        if p.speed:
-            parts.append(f"speed {p.speed:.2f}x")
+        done = sum(c.result.frames_scored for c in getattr(self, "_consumers", ()))
+        skipped = 0
+        for c in getattr(self, "_consumers", ()):
+            if c.stream is not None:
+                try:
+                    skipped += c.stream.stats().frames_dropped
+                except Exception:
+                    pass
+        scores = []
         for rec in list(last.values())[:3]:
-            for key in ("vmaf", "psnr_y", "ssim"):
-                if key in rec and rec[key] is not None:
-                    parts.append(f"{key} {rec[key]:.2f}" if key != "ssim" else f"{key} {rec[key]:.4f}")
+            for key in ("vmaf", "psnr_y", "ssim", "ms_ssim"):
+                if rec.get(key) is not None:
+                    scores.append((key, rec[key]))
                     break
-        if parts:
-            self.writer.status("vqa: " + " | ".join(parts))
+        p = self.proc.progress
+        self.writer.progress(done, scores=scores, speed=p.speed, skipped=skipped)
 
     def _report(self, ff: Ffmpeg, built, streams: List[StreamResult], error, exit_code) -> dict:
         rep = {

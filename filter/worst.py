@@ -176,6 +176,12 @@ class WorstFrames:
         while len(self._held) > self.lag:
             self._held.popitem(last=False)
 
+    def resolve(self, records: Iterable[dict]) -> None:
+        """Records completed by a push whose own frame was not scored
+        (``--subsample`` feeding motion): only earlier held frames can match."""
+        for rec in records:
+            self._resolve(rec)
+
     def finish(self, records: Iterable[dict] = ()) -> None:
         """Records from ``Scorer.finish()``; forgets frames still waiting."""
         for rec in records:

@@ -153,3 +153,27 @@ def test_compare_depths_and_odd_sizes_equal_ffmpeg(tmp_path, size, pix):
     for a, b in zip(recs, ora):
         for k in ("psnr_y", "psnr_u", "psnr_v", "psnr_avg"):
             assert abs(a[k] - b[k]) < 0.01, (k, a[k], b[k])
+
+
+def test_html_and_log_formats_from_the_cli(src, tmp_path):
+    """--html writes the self-contained page (plots, worst-frame crops) and
+    --log-format csv / libvmaf-json write their layouts, from a real run."""
+    pytest.importorskip("matplotlib")
+    _, s = src
+    out, page = tmp_path / "o.mp4", tmp_path / "r.html"
+    lj = tmp_path / "l.json"
+    r = vqa("-q", "--metrics", "psnr", "--model", "vmaf_v0.6.1", "--html", page, "--log", lj,
+            "--log-format", "libvmaf-json", "ffmpeg", "-y", "-i", s, "-c:v", "libx264", "-crf", "35",
+            out)
+    assert r.returncode == 0, r.stderr
+    html = page.read_text()
+    assert "<svg" in html and "data:image/png;base64," in html and "http://" not in html.split("<svg")[0]
+    doc = json.loads(lj.read_text())
+    assert len(doc["frames"]) == 20 and doc["frames"][0]["frameNum"] == 0
+    assert {"vmaf", "psnr_y", "psnr_cb"} <= set(doc["frames"][0]["metrics"])
+    assert {"min", "max", "mean", "harmonic_mean"} <= set(doc["pooled_metrics"]["vmaf"])
+    lc = tmp_path / "l.csv"
+    r = vqa("compare", "-q", "--metrics", "psnr", "--log", lc, "--log-format", "csv", s, out)
+    assert r.returncode == 0, r.stderr
+    rows = lc.read_text().splitlines()
+    assert rows[0].startswith("frame,pts,psnr_y") and len(rows) == 21
