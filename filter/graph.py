@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import ffmpeg as ffmpeg_python
 
 from .argv import Command, OutputFile, graph_outputs, spec_matches
 from .errors import ProbeError, UsageError
 from .ffmpeg import Ffmpeg, MediaInfo, StreamInfo, probe, require_video
-from .pixfmt import chroma_and_depth, pair_format_for
+from .pixfmt import pair_format_for
 
 SCALE_ALGOS = ("bicubic", "bilinear", "lanczos", "spline", "neighbor", "area", "gauss",
                "sinc", "fast_bilinear", "bicublin", "experimental")

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from typing import Callable, Deque, Dict, List, Optional, Sequence
 

@@ -28,7 +28,7 @@ import heapq
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -216,7 +216,7 @@ class WorstFrames:
         return min(W, max(2, cw)), min(H, max(2, ch))
 
     def _capture(self, index, ref, dis, fmt) -> _Kept:
-        W, H = fmt.width, fmt.height
+        W = fmt.width
         cw, ch = self._crop_size(fmt)
         x, y = locate_worst(ref[0], dis[0], cw, ch)
         sx, sy = _subsampling(fmt)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -233,3 +234,12 @@ def libvmaf_key(ours: str, keys) -> Optional[str]:
         pat = rf"(integer_|float_)?{re.escape(ours)}(_[a-z].*)?"
     cands = sorted((k for k in keys if re.fullmatch(pat, k)), key=len)
     return cands[0] if cands else None
+
+
+VQA = [sys.executable, "-m", "vqa_filter.cli"]
+
+
+def run_vqa(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the vqa command (this checkout's) and capture its output."""
+    return subprocess.run([*VQA, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)

@@ -5,12 +5,10 @@ import sys
 
 import pytest
 
-from oracle import encode, ffmpeg_psnr, make_clip, run_ffmpeg
+from oracle import encode, ffmpeg_psnr, make_clip, run_ffmpeg, run_vqa
 
 
-def vqa(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "vqa_filter.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, **kw)
+vqa = run_vqa
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import encode, make_clip
+from oracle import encode, make_clip, run_vqa
 
 import vqa_filter
 from vqa_filter.errors import (EXIT_QUALITY_GATE, FfmpegFailed, Interrupted, ProbeError,
@@ -19,9 +19,7 @@ from vqa_filter.errors import (EXIT_QUALITY_GATE, FfmpegFailed, Interrupted, Pro
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def vqa(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "vqa_filter.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, **kw)
+vqa = run_vqa
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,10 @@ import time
 
 import pytest
 
-from oracle import decode_y4m, encode, ffmpeg_psnr, make_clip, run_ffmpeg
+from oracle import decode_y4m, encode, ffmpeg_psnr, make_clip, run_ffmpeg, run_vqa
 
 
-def vqa(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "vqa_filter.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+vqa = run_vqa
 
 
 def records(path):

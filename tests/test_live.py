@@ -16,15 +16,13 @@ import urllib.request
 import numpy as np
 import pytest
 
-from oracle import encode, make_clip, run_ffmpeg
+from oracle import encode, make_clip, run_ffmpeg, run_vqa
 
 import vqa_filter
 from vqa_filter.errors import UsageError
 
 
-def vqa(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "vqa_filter.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, **kw)
+vqa = run_vqa
 
 
 def free_port() -> int:

@@ -1,17 +1,13 @@
 """--model specs: parsing, record keys of several models, errors, vqa models."""
 import json
-import subprocess
-import sys
 
 import pytest
 
-from oracle import encode, make_clip
+from oracle import encode, make_clip, run_vqa
 from vqa_core.models import builtin_models, load_model_spec, parse_model_spec
 
 
-def vqa(*args):
-    return subprocess.run([sys.executable, "-m", "vqa_filter.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+vqa = run_vqa
 
 
 def test_parse_model_spec():

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from oracle import (decode_y4m, encode, libvmaf, libvmaf_frames, libvmaf_key, make_clip,
-                    run_ffmpeg)
+                    run_ffmpeg, run_vqa)
 
 V0 = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1")
 V1 = ("vmaf_v1.0.16_3d0h", "vmaf_v1.0.16_5d0h", "vmaf_v1.0.16_1d5h_2160",
@@ -19,8 +19,7 @@ FEATURE_TOL = {"motion": 5e-3, "motion2": 5e-3, "motion3": 5e-3}
 
 
 def vqa(*args, timeout=600):
-    r = subprocess.run([sys.executable, "-m", "vqa_filter.cli", *map(str, args)],
-                       capture_output=True, text=True, timeout=timeout)
+    r = run_vqa(*args, timeout=timeout)
     assert r.returncode == 0, r.stderr
     return r
 
