@@ -313,6 +313,24 @@ def test_kernels_against_twin():
         C.spatial_mask(x, C.mask_index(w, h), np.zeros((h, w), np.uint8),
                        np.zeros((2, w + 6), np.int32), m)
         assert np.array_equal(m.astype(bool), twin_mask(x)), (h, w)
+        # the extractor's fused kernels: mask (decimated by 2 with the speed-up)
+        for step in (1, 2):
+            md = np.zeros(((h + step - 1) // step, (w + step - 1) // step), np.uint8)
+            C.mask_decimated(x, C.mask_index(w, h), step, np.zeros((h, w), np.uint8),
+                             np.zeros((3, w + 6), np.uint8), md)
+            assert np.array_equal(md.astype(bool), twin_mask(x)[::step, ::step]), (h, w, step)
+    # preprocess: resize, 10 bits and anti-dithering in one pass, on views
+    for depth, (ih, iw), (h, w), enc in ((8, (37, 53), (37, 53), 8), (8, (40, 60), (31, 45), 8),
+                                         (12, (37, 53), (37, 53), 12), (10, (33, 47), (20, 30), 8),
+                                         (8, (2, 3), (2, 3), 8), (8, (1, 5), (1, 5), 8)):
+        big = rng.integers(0, 1 << depth, size=(ih, 2 * iw))
+        y = big.astype(np.uint8 if depth == 8 else np.uint16)[:, ::2]
+        ys, xs = twin_resize_idx(ih, h), twin_resize_idx(iw, w)
+        conv = {8: (2, 0, 0), 10: (0, 0, 0), 12: (0, 2, 2)}[depth]
+        for ident in ((True, False) if (ih, iw) == (h, w) else (False,)):
+            out = np.zeros((h, w), np.uint16)
+            C.preprocess(y, ys, xs, ident, *conv, enc < 10, np.zeros((3, 2, w), np.uint16), out)
+            assert np.array_equal(out, twin_preprocess(y, depth, w, h, enc)), (depth, h, w, ident)
     # top-k pooling with ties, zeros and k at every boundary
     c = rng.choice(np.float32([0, 0, 0.5, 1.25, 3.0, 7.1]), size=(31, 17)).astype(np.float32)
     c[3, 4] = 1e-30

@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -92,7 +93,7 @@ from .registry import register
 # ---------------------------------------------------------------- constants
 
 #: Q30 reciprocal table indexed by ``x + 32768`` for x in -32768..32768
-_RECIP = np.zeros(65537, dtype=np.int64)
+_RECIP = np.zeros(65537, dtype=np.int32)
 for _i in range(1, 32769):
     _RECIP[32768 + _i] = (1 << 30) // _i
     _RECIP[32768 - _i] = -((1 << 30) // _i)
@@ -315,14 +316,76 @@ def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
             s3 = np.int64(xs[2 * jj + 3])
             oas[jj] = (15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3 + add_h) >> sh_h
             obs[jj] = (-4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3 + add_h) >> sh_h
-    for j in range(oa.shape[0]):
-        if j == 0 or j >= jend:
-            s0 = np.int64(x[ix[0, j]])
-            s1 = np.int64(x[ix[1, j]])
-            s2 = np.int64(x[ix[2, j]])
-            s3 = np.int64(x[ix[3, j]])
-            oa[j] = (15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3 + add_h) >> sh_h
-            ob[j] = (-4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3 + add_h) >> sh_h
+    for jj in range(oa.shape[0] - jend + 1):  # columns 0 and jend..
+        j = 0 if jj == 0 else jend + jj - 1
+        s0 = np.int64(x[ix[0, j]])
+        s1 = np.int64(x[ix[1, j]])
+        s2 = np.int64(x[ix[2, j]])
+        s3 = np.int64(x[ix[3, j]])
+        oa[j] = (15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3 + add_h) >> sh_h
+        ob[j] = (-4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3 + add_h) >> sh_h
+
+
+# int32 arithmetic: numba promotes ``int32 * int32`` to int64, numpy's ufuncs
+# on int32 scalars stay int32 (wrapping), which LLVM vectorises 16 lanes wide
+_mul, _add, _sub, _shr = np.multiply, np.add, np.subtract, np.right_shift
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _i32(x):
+    return np.int32(x)
+
+
+@njit(cache=True, nogil=True)
+def _vpass32(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v):
+    """_vpass with libvmaf's 32-bit (wrapping) accumulator, in int32: the
+    sums are the same modulo 2^32."""
+    k_lo = _i32(((add_v - norm + (1 << 31)) % (1 << 32)) - (1 << 31))
+    k_hi = _i32(add_v)
+    sh = _i32(sh_v)
+    c0, c1, c2, c3 = _i32(15826), _i32(27411), _i32(7345), _i32(4240)
+    for j in range(lo.shape[0]):
+        s0 = _i32(r0[j])
+        s1 = _i32(r1[j])
+        s2 = _i32(r2[j])
+        s3 = _i32(r3[j])
+        acc = _sub(_add(_add(_mul(c0, s0), _mul(c1, s1)), _mul(c2, s2)), _mul(c3, s3))
+        acc2 = _sub(_sub(_mul(c1, s2), _mul(c3, s0)), _add(_mul(c2, s1), _mul(c0, s3)))
+        lo[j] = _shr(_add(acc, k_lo), sh)
+        hi[j] = _shr(_add(acc2, k_hi), sh)
+
+
+@njit(cache=True, nogil=True)
+def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
+    """_hpass of an int16 row in int32: the sums stay below 2^31
+    (54822 * 2^15 + 2^15)."""
+    c0, c1, c2, c3 = _i32(15826), _i32(27411), _i32(7345), _i32(4240)
+    ad = _i32(add_h)
+    sh = _i32(sh_h)
+    n = jend - 1
+    if n > 0:
+        xs = x[1:]
+        oas = oa[1:jend]
+        obs = ob[1:jend]
+        for jj in range(n):
+            s0 = _i32(xs[2 * jj])
+            s1 = _i32(xs[2 * jj + 1])
+            s2 = _i32(xs[2 * jj + 2])
+            s3 = _i32(xs[2 * jj + 3])
+            a = _sub(_add(_add(_mul(c0, s0), _mul(c1, s1)), _mul(c2, s2)), _mul(c3, s3))
+            b = _sub(_sub(_mul(c1, s2), _mul(c3, s0)), _add(_mul(c2, s1), _mul(c0, s3)))
+            oas[jj] = _shr(_add(a, ad), sh)
+            obs[jj] = _shr(_add(b, ad), sh)
+    for jj in range(oa.shape[0] - jend + 1):  # columns 0 and jend..
+        j = 0 if jj == 0 else jend + jj - 1
+        s0 = _i32(x[ix[0, j]])
+        s1 = _i32(x[ix[1, j]])
+        s2 = _i32(x[ix[2, j]])
+        s3 = _i32(x[ix[3, j]])
+        a = _sub(_add(_add(_mul(c0, s0), _mul(c1, s1)), _mul(c2, s2)), _mul(c3, s3))
+        b = _sub(_sub(_mul(c1, s2), _mul(c3, s0)), _add(_mul(c2, s1), _mul(c0, s3)))
+        oa[j] = _shr(_add(a, ad), sh)
+        ob[j] = _shr(_add(b, ad), sh)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -345,10 +408,16 @@ def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v):
         lo = tmp[c, 0]
         hi = tmp[c, 1]
         for i in range((c * hh) // nch, ((c + 1) * hh) // nch):
-            _vpass(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
-                   lo, hi, norm, add_v, sh_v, wrap_v)
-            _hpass(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
-            _hpass(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
+            if wrap_v and tmp.itemsize == 2:  # level 0: 32-bit lanes
+                _vpass32(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
+                         lo, hi, norm, add_v, sh_v)
+                _hpass32(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
+                _hpass32(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
+            else:
+                _vpass(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
+                       lo, hi, norm, add_v, sh_v, wrap_v)
+                _hpass(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
+                _hpass(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
 
 
 @njit(cache=True, nogil=True)
@@ -394,7 +463,7 @@ def _recip_row(o, recip, rec, shf, is16):
             shf[j] = 0
         else:
             nb = np.int64(0)
-            while (av >> nb) != 0:
+            while (av >> nb) != 0:  # LLVM turns this into a count of leading zeros
                 nb += 1
             sh = nb - 15  # 17 - clz32(av)
             m = (av + (np.int64(1) << (sh - 1))) >> sh
@@ -403,15 +472,33 @@ def _recip_row(o, recip, rec, shf, is16):
 
 
 @njit(cache=True, nogil=True)
-def _decouple_row(o, t, rec, shf, ang, egl, is16, nround, rr, aa):
+def _decouple_row(o, t, rec, shf, ang, egl, egl_i, is16, nround, rr, aa):
     """Restored (rr) and additive (aa) parts of the distorted coefficients.
     The gain-limited value is truncated, except in the first ``nround``
-    columns where it is rounded half to even (libvmaf's AVX-512 code)."""
+    columns where it is rounded half to even (libvmaf's AVX-512 code).
+    ``egl_i`` > 0: ``egl`` is that integer, and all of it is integer
+    arithmetic (float64(rst) * egl is then an exact integer)."""
+    if egl_i > 0:
+        for j in range(o.shape[0]):
+            ov = np.int64(o[j])
+            tv = np.int64(t[j])
+            sh = np.int64(shf[j])
+            q = (np.int64(rec[j]) * tv + _w32(np.int64(1) << (14 + sh))) >> (15 + sh)
+            k = min(max(q, 0), 32768)
+            k = 32768 if ov == 0 else k
+            rst = _trunc((k * ov + 16384) >> 15, is16)
+            v = rst * egl_i
+            v = min(v, tv) if ov > 0 else max(v, tv)
+            enh = (ang[j] != 0) & (k > 0) & (ov != 0)
+            rst = _trunc(v, is16) if enh else rst
+            rr[j] = rst
+            aa[j] = _trunc(tv - rst, is16)
+        return
     for j in range(o.shape[0]):
         ov = np.int64(o[j])
         tv = np.int64(t[j])
-        sh = shf[j]
-        q = (rec[j] * tv + _w32(np.int64(1) << (14 + sh))) >> (15 + sh)
+        sh = np.int64(shf[j])
+        q = (np.int64(rec[j]) * tv + _w32(np.int64(1) << (14 + sh))) >> (15 + sh)
         k = min(max(q, 0), 32768)
         k = 32768 if ov == 0 else k
         rst = _trunc((k * ov + 16384) >> 15, is16)
@@ -429,63 +516,28 @@ def _decouple_row(o, t, rec, shf, ang, egl, is16, nround, rr, aa):
 def _csf_row(x, rfv, adv, shv, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, f, g):
     """CSF-weight ``x`` and add its masking contributions to f (|c|/30) and
     g (|c|/15 - |c|/30, the centre correction)."""
+    if is16:  # level 0 in int32 lanes (the products fit, or wrap as libvmaf's)
+        rf32 = _i32(rfv)
+        ad32 = _i32(adv)
+        sh32 = _i32(shv)
+        mf, af, sf = _i32(m_flt), _i32(a_flt), _i32(s_flt)
+        mc, ac, sc = _i32(m_ctr), _i32(a_ctr), _i32(s_ctr)
+        for j in range(x.shape[0]):
+            d = _i32(np.int16(_shr(_add(_mul(rf32, _i32(x[j])), ad32), sh32)))
+            d = d if d >= 0 else _sub(_i32(0), d)
+            fl = _i32(np.int16(_shr(_add(_mul(mf, d), af), sf)))
+            ct = _i32(np.int16(_shr(_add(_mul(mc, d), ac), sc)))
+            f[j] = _add(f[j], fl)
+            g[j] = _add(g[j], _sub(ct, fl))
+        return
     for j in range(x.shape[0]):
         v = np.int64(x[j])
-        if is16:
-            d = _trunc(_w32(rfv * v + adv) >> shv, is16)
-        else:
-            d = _trunc((rfv * v + adv) >> shv, is16)
+        d = _trunc((rfv * v + adv) >> shv, is16)
         d = d if d >= 0 else -d
         fl = _trunc((m_flt * d + a_flt) >> s_flt, is16)
         ct = _trunc((m_ctr * d + a_ctr) >> s_ctr, is16)
         f[j] += fl
         g[j] += ct - fl
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def decouple_csf(ref, dis, rb, ab, fn, gn, fa, ga, recip, egl, cos1sq,
-                 top, bottom, left, right, rf, add_dst, sh_dst,
-                 m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, round_end, scratch):
-    """Decouple the distorted detail bands into restored ``rb`` and additive
-    ``ab`` (theta 0..2 = h, v, d) and weight both by the CSF, on rows
-    ``top..bottom-1`` and columns ``left..right-1``.
-
-    The masking inputs are stored summed over orientations: ``f = sum |csf|/30``
-    and ``g = sum (|csf|/15 - |csf|/30)``; ``fn, gn`` from the additive part
-    (the masker for DLM), ``fa, ga`` from the restored part (for AIM).
-    The gain-limited restored values of columns ``left..round_end-1`` are
-    rounded (half to even) instead of truncated.
-    ``scratch`` is (chunks, 3, right - left) int64.
-    """
-    nch = scratch.shape[0]
-    nround = min(max(round_end - left, 0), right - left)
-    rows = bottom - top
-    for c in prange(nch):
-        ang = scratch[c, 0]
-        rec = scratch[c, 1]
-        shf = scratch[c, 2]
-        for i in range(top + (c * rows) // nch, top + ((c + 1) * rows) // nch):
-            _angle_row(ref[1, i, left:right], ref[2, i, left:right],
-                       dis[1, i, left:right], dis[2, i, left:right], cos1sq, ang)
-            f_n = fn[i, left:right]
-            g_n = gn[i, left:right]
-            f_a = fa[i, left:right]
-            g_a = ga[i, left:right]
-            f_n[:] = 0
-            g_n[:] = 0
-            f_a[:] = 0
-            g_a[:] = 0
-            for t_ in range(3):
-                o = ref[t_ + 1, i, left:right]
-                rr = rb[t_, i, left:right]
-                aa = ab[t_, i, left:right]
-                _recip_row(o, recip, rec, shf, is16)
-                _decouple_row(o, dis[t_ + 1, i, left:right], rec, shf, ang, egl, is16, nround,
-                              rr, aa)
-                _csf_row(aa, rf[t_], add_dst[t_], sh_dst[t_], m_flt, a_flt, s_flt,
-                         m_ctr, a_ctr, s_ctr, is16, f_n, g_n)
-                _csf_row(rr, rf[t_], add_dst[t_], sh_dst[t_], m_flt, a_flt, s_flt,
-                         m_ctr, a_ctr, s_ctr, is16, f_a, g_a)
 
 
 @njit(cache=True, nogil=True)
@@ -495,35 +547,12 @@ def _sum3_row(a, b, c, out):
 
 
 @njit(cache=True, nogil=True)
-def _thr_row(f, up, i, dn, g, left, right, vs, thr):
-    """Masking threshold of row i, columns left..right-1, into thr[0..]:
-    3x3 sum of f (borders mirrored: -1 -> 1, n -> n-1) plus g, as int32."""
-    w = f.shape[1]
-    c0 = max(left - 1, 0)
-    c1 = min(right + 1, w)
-    _sum3_row(f[up, c0:c1], f[i, c0:c1], f[dn, c0:c1], vs[c0:c1])
-    a = max(left, 1)
-    b = min(right, w - 1)
-    if b > a:
-        vl = vs[a - 1:b - 1]
-        vc = vs[a:b]
-        vr = vs[a + 1:b + 1]
-        gg = g[i, a:b]
-        out = thr[a - left:b - left]
-        for j in range(out.shape[0]):
-            out[j] = _w32(vl[j] + vc[j] + vr[j] + np.int64(gg[j]))
-    if left == 0:
-        thr[0] = _w32(vs[1] + vs[0] + vs[1] + np.int64(g[i, 0]))
-    if right == w:
-        thr[w - 1 - left] = _w32(vs[w - 2] + vs[w - 1] + vs[w - 1] + np.int64(g[i, w - 1]))
-
-
-@njit(cache=True, nogil=True)
 def _cube_sum0(x, thr, rf, sub, add_sq, sh_sq, add_cub, sh_cub):
     """Level 0: sum of rounded max(|x * rf| - (thr << sub), 0)^3."""
     acc = np.int64(0)
+    rf32 = _i32(rf)
     for j in range(x.shape[0]):
-        v = _w32(np.int64(x[j]) * rf)
+        v = np.int64(_mul(_i32(x[j]), rf32))  # wraps as libvmaf's 32-bit product
         v = v if v >= 0 else -v
         v = _w32(v - _w32(thr[j] << sub))
         v = v if v > 0 else np.int64(0)
@@ -562,44 +591,129 @@ def _den_sum(x, scale0, add_sq, sh_sq, add_cub, sh_cub):
     return acc
 
 
+@njit(cache=True, nogil=True)
+def _decouple_into(ref, dis, r, left, right, recip, egl, egl_i, cos1sq, rf, add_dst, sh_dst,
+                   m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround, ang, rec, shf,
+                   rbs, abs_, fs):
+    """Decouple the distorted detail bands of row r into restored ``rbs``
+    and additive ``abs_`` (theta 0..2 = h, v, d) and weight both by the CSF,
+    on columns left..right-1.  The masking inputs are stored summed over
+    orientations in ``fs``: ``f = sum |csf|/30`` and ``g = sum (|csf|/15 -
+    |csf|/30)``; fs[0], fs[1] from the additive part (the masker for DLM),
+    fs[2], fs[3] from the restored part (for AIM)."""
+    _angle_row(ref[1, r, left:right], ref[2, r, left:right],
+               dis[1, r, left:right], dis[2, r, left:right], cos1sq, ang)
+    f_n = fs[0, left:right]
+    g_n = fs[1, left:right]
+    f_a = fs[2, left:right]
+    g_a = fs[3, left:right]
+    f_n[:] = 0
+    g_n[:] = 0
+    f_a[:] = 0
+    g_a[:] = 0
+    for t_ in range(3):
+        o = ref[t_ + 1, r, left:right]
+        rr = rbs[t_, left:right]
+        aa = abs_[t_, left:right]
+        _recip_row(o, recip, rec, shf, is16)
+        _decouple_row(o, dis[t_ + 1, r, left:right], rec, shf, ang, egl, egl_i, is16, nround,
+                      rr, aa)
+        _csf_row(aa, rf[t_], add_dst[t_], sh_dst[t_], m_flt, a_flt, s_flt,
+                 m_ctr, a_ctr, s_ctr, is16, f_n, g_n)
+        _csf_row(rr, rf[t_], add_dst[t_], sh_dst[t_], m_flt, a_flt, s_flt,
+                 m_ctr, a_ctr, s_ctr, is16, f_a, g_a)
+
+
 @njit(cache=True, nogil=True, parallel=True)
-def pool_rows(ref, rb, ab, fn, gn, fa, ga, top, bottom, left, right,
-              rf, scale0, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
-              d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
-              scratch, out):
-    """Per-row sums over the pooled region: out[i, 0:3] DLM numerator (h, v,
-    d), out[i, 3:6] AIM numerator, out[i, 6:9] denominator (cubed reference),
-    each rounded and shifted per row as libvmaf does.  ``scratch`` is
-    (chunks, 2, width) int64."""
-    h = fn.shape[0]
-    nch = scratch.shape[0]
+def measure_level(ref, dis, recip, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
+                  rf, add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, round_end,
+                  top, bottom, left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
+                  d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
+                  dec_scratch, ring_b, ring_f, pool_scratch, out):
+    """Decoupling, CSF and contrast masking of one level, and its per-row
+    sums over the pooled region rows top..bottom-1, columns left..right-1:
+    out[i, 0:3] DLM numerator (h, v, d), out[i, 3:6] AIM numerator,
+    out[i, 6:9] denominator (cubed reference), each rounded and shifted per
+    row as libvmaf does.  Decoupling covers the extended region (``e*``); a
+    chunk decouples the rows its pooled rows need (each row and its mirrored
+    neighbours) into a ring of three row slots, so that the restored and
+    additive bands and the masks never go through memory.  The gain-limited
+    restored values of columns eleft..round_end-1 are rounded half to even.
+    Scratch: dec_scratch (chunks, 3, eright - eleft) int32, ring_b (chunks,
+    3, 2, 3, w) of the bands' dtype, ring_f (chunks, 3, 4, w) int32,
+    pool_scratch (chunks, 2, w) int32 (the sums wrap as libvmaf's)."""
+    h = ref.shape[1]
+    w = ref.shape[2]
+    nch = dec_scratch.shape[0]
+    nround = min(max(round_end - eleft, 0), eright - eleft)
     rows = bottom - top
     for c in prange(nch):
-        vs = scratch[c, 0]
-        thr = scratch[c, 1]
+        ang = dec_scratch[c, 0]
+        rec = dec_scratch[c, 1]
+        shf = dec_scratch[c, 2]
+        vs = pool_scratch[c, 0]
+        thr = pool_scratch[c, 1]
+        rb_ = ring_b[c]
+        rf_ = ring_f[c]
+        held = np.full(3, -1, dtype=np.int64)
         for i in range(top + (c * rows) // nch, top + ((c + 1) * rows) // nch):
             up = i - 1 if i > 0 else 1
             dn = i + 1 if i < h - 1 else h - 1
-            _thr_row(fn, up, i, dn, gn, left, right, vs, thr)
+            for r in (up, i, dn):
+                sl = r % 3
+                if held[sl] != r:
+                    _decouple_into(ref, dis, r, eleft, eright, recip, egl, egl_i, cos1sq, rf,
+                                   add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr,
+                                   is16, nround, ang, rec, shf, rb_[sl, 0], rb_[sl, 1], rf_[sl])
+                    held[sl] = r
+            su = up % 3
+            si = i % 3
+            sd = dn % 3
+            fsi = rf_[si]
+            _thr_row3(rf_[su, 0], rf_[si, 0], rf_[sd, 0], fsi[1], left, right, w, vs, thr)
             for t in range(3):
-                x = rb[t, i, left:right]
-                if scale0:
+                x = rb_[si, 0, t, left:right]
+                if is16:
                     s = _cube_sum0(x, thr, rf[t], sub[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
                 else:
                     s = _cube_sum(x, thr, rf[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
                 out[i, t] = (s + add_in) >> sh_in
             if do_aim:
-                _thr_row(fa, up, i, dn, ga, left, right, vs, thr)
+                _thr_row3(rf_[su, 2], rf_[si, 2], rf_[sd, 2], fsi[3], left, right, w, vs, thr)
                 for t in range(3):
-                    x = ab[t, i, left:right]
-                    if scale0:
+                    x = rb_[si, 1, t, left:right]
+                    if is16:
                         s = _cube_sum0(x, thr, rf[t], sub[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
                     else:
                         s = _cube_sum(x, thr, rf[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
                     out[i, 3 + t] = (s + add_in) >> sh_in
             for t in range(3):
-                s = _den_sum(ref[t + 1, i, left:right], scale0, d_add_sq, d_sh_sq, d_add_cub, d_sh_cub)
+                s = _den_sum(ref[t + 1, i, left:right], is16, d_add_sq, d_sh_sq, d_add_cub, d_sh_cub)
                 out[i, 6 + t] = (s + d_add_in) >> d_sh_in
+
+
+@njit(cache=True, nogil=True)
+def _thr_row3(fu, fi, fd, g, left, right, w, vs, thr):
+    """Masking threshold of the centre row, columns left..right-1, into
+    thr[0..]: 3x3 sum of f (rows fu, fi, fd; columns mirrored: -1 -> 1,
+    n -> n-1) plus g, as int32."""
+    c0 = max(left - 1, 0)
+    c1 = min(right + 1, w)
+    _sum3_row(fu[c0:c1], fi[c0:c1], fd[c0:c1], vs[c0:c1])
+    a = max(left, 1)
+    b = min(right, w - 1)
+    if b > a:
+        vl = vs[a - 1:b - 1]
+        vc = vs[a:b]
+        vr = vs[a + 1:b + 1]
+        gg = g[a:b]
+        out = thr[a - left:b - left]
+        for j in range(out.shape[0]):
+            out[j] = _w32(vl[j] + vc[j] + vr[j] + np.int64(gg[j]))
+    if left == 0:
+        thr[0] = _w32(vs[1] + vs[0] + vs[1] + np.int64(g[0]))
+    if right == w:
+        thr[w - 1 - left] = _w32(vs[w - 2] + vs[w - 1] + vs[w - 1] + np.int64(g[w - 1]))
 
 
 @njit(cache=True, nogil=True)
@@ -637,12 +751,6 @@ class _Level:
         self.tmp_d = np.empty((nch, 2, w_in), dtype=bdt)
         self.ref = np.zeros((4, h, w), dtype=bdt)
         self.dis = np.zeros((4, h, w), dtype=bdt)
-        self.rb = np.zeros((3, h, w), dtype=bdt)
-        self.ab = np.zeros((3, h, w), dtype=bdt)
-        self.fn = np.zeros((h, w), dtype=np.int32)
-        self.gn = np.zeros((h, w), dtype=np.int32)
-        self.fa = np.zeros((h, w), dtype=np.int32)
-        self.ga = np.zeros((h, w), dtype=np.int32)
         self.rows = np.zeros((h, 9), dtype=np.int64)
         self.ext = _ext_region(w, h)
         # libvmaf's AVX-512 decoupling (what its x86 builds run on CPUs with
@@ -651,8 +759,14 @@ class _Level:
         # truncates.  This only matters for a non-integer adm_enhn_gain_limit.
         el, er = self.ext[2], self.ext[3]
         self.round_end = er - (er - el) % 16
-        self.dec_scratch = np.zeros((nch, 3, self.ext[3] - self.ext[2]), dtype=np.int64)
-        self.pool_scratch = np.zeros((nch, 2, w), dtype=np.int64)
+        # measure_level's chunks, one per thread: each also decouples its two
+        # boundary rows
+        nch = max(1, min(numba.get_num_threads(), h // 24))
+        self.dec_scratch = np.zeros((nch, 3, self.ext[3] - self.ext[2]), dtype=np.int32)
+        self.pool_scratch = np.zeros((nch, 2, w), dtype=np.int32)  # wrapped as libvmaf
+        # rows of measure_level's ring: restored/additive bands and masks
+        self.ring_b = np.zeros((nch, 3, 2, 3, w), dtype=bdt)
+        self.ring_f = np.zeros((nch, 3, 4, w), dtype=np.int32)
         top, bottom, left, right = _cm_region(w, h)
         self.reg = (top, bottom, left, right)
         self.area = (bottom - top) * (right - left)
@@ -770,6 +884,8 @@ class ADM(FeatureExtractor):
         o = self.options
         self._bpc = fmt.bitdepth
         self._egl = float(o["adm_enhn_gain_limit"])
+        # an integer gain limit (every shipped model's) allows integer arithmetic
+        self._egl_i = int(self._egl) if self._egl == int(self._egl) else 0
         self._cos1sq = float(np.float32(math.cos(math.pi / 180.0) * math.cos(math.pi / 180.0)))
         self._nw = float(o["adm_noise_weight"])
         chunks = 16
@@ -794,17 +910,15 @@ class ADM(FeatureExtractor):
         dwt2(dis, lv.dis, lv.tmp_d, lv.iy, lv.ix, *args)
 
     def _measure(self, lv, do_aim):
-        top, bottom, left, right = lv.ext
-        decouple_csf(lv.ref, lv.dis, lv.rb, lv.ab, lv.fn, lv.gn, lv.fa, lv.ga, _RECIP,
-                     self._egl, self._cos1sq, top, bottom, left, right,
-                     lv.rf, lv.add_dst, lv.sh_dst, *lv.flt, lv.is16, lv.round_end,
-                     lv.dec_scratch)
+        etop, ebottom, eleft, eright = lv.ext
         top, bottom, left, right = lv.reg
         rows = lv.rows
-        pool_rows(lv.ref, lv.rb, lv.ab, lv.fn, lv.gn, lv.fa, lv.ga, top, bottom, left, right,
-                  lv.rf, lv.is16, lv.sub, lv.add_sq, lv.sh_sq, lv.add_cub, lv.sh_cub,
-                  lv.add_in, lv.sh_in, lv.d_sq[0], lv.d_sq[1], lv.d_cub[0], lv.d_cub[1],
-                  lv.d_in[0], lv.d_in[1], do_aim, lv.pool_scratch, rows)
+        measure_level(lv.ref, lv.dis, _RECIP, self._egl, self._egl_i, self._cos1sq,
+                      etop, ebottom, eleft, eright, lv.rf, lv.add_dst, lv.sh_dst, *lv.flt,
+                      lv.is16, lv.round_end, top, bottom, left, right, lv.sub, lv.add_sq,
+                      lv.sh_sq, lv.add_cub, lv.sh_cub, lv.add_in, lv.sh_in, lv.d_sq[0],
+                      lv.d_sq[1], lv.d_cub[0], lv.d_cub[1], lv.d_in[0], lv.d_in[1], do_aim,
+                      lv.dec_scratch, lv.ring_b, lv.ring_f, lv.pool_scratch, rows)
         sums = [int(x) for x in rows[top:bottom].sum(axis=0)]
         pre32 = not lv.is16
         noise = _powf_third(np.float32(lv.area * self._nw))

@@ -77,9 +77,11 @@ some direction (very narrow frames only), libvmaf reads beyond the scaled
 picture; vqa uses the clipped window there.
 
 Accuracy: every step uses libvmaf's integer and float32 operations (its C
-and AVX2 paths give the same c maps); only the order of the double sums of
-the top-k pooling differs (vqa selects the top k by a radix count on the
-float bits).  Against ffmpeg's libvmaf filter the scores agree to its printed
+and AVX2 paths give the same c maps); only the top-k pooling's sum differs
+in its last bits: vqa selects the top k by a radix count on the float bits
+and sums them exactly (non-zero c values are float32 multiples of 2^-25
+below 2^15, so an int64 fixed-point sum is exact), rounding once, where
+libvmaf adds doubles one by one.  Against ffmpeg's libvmaf filter the scores agree to its printed
 6 decimals (|diff| <= 5e-7) for 8, 10 and 12-bit input, encode resolutions,
 the speed-up and full-reference mode.
 """
@@ -243,16 +245,6 @@ def nn_indices(n_in: int, n_out: int) -> np.ndarray:
 # ---------------------------------------------------------------- kernels
 
 @njit(cache=True, nogil=True, parallel=True)
-def to_10bit(src, ys, xs, up, add, down, out):
-    """out[i, j] = ((src[ys[i], xs[j]] << up) + add) >> down."""
-    for i in prange(ys.shape[0]):
-        row = src[ys[i]]
-        o = out[i]
-        for j in range(xs.shape[0]):
-            o[j] = ((np.int32(row[xs[j]]) << up) + add) >> down
-
-
-@njit(cache=True, nogil=True, parallel=True)
 def anti_dither(a, out):
     """Floor mean of the 2x2 block right/below (2x1 on the last row/column)."""
     h, w = a.shape
@@ -359,89 +351,6 @@ def mode_filter(src, hm, out):
                 o[j] = _mode3(a[j], b[j], c[j])
 
 
-@njit(cache=True, nogil=True)
-def _add_row(hist, img, mask, r, pad, base, size, sign):
-    """Add (sign 1) or remove (sign -1) the masked in-band pixels of row r:
-    each adds 1 to its value's histogram over columns j - pad .. j + pad.
-    A run a..b of equal values adds, at column k, the number of its pixels
-    within pad of k, in one pass over a - pad .. b + pad."""
-    w = img.shape[1]
-    ir = img[r]
-    mr = mask[r]
-    j = 0
-    while j < w:
-        if mr[j] == 0:
-            j += 1
-            continue
-        v = np.int64(ir[j])
-        a = j
-        while (j + 1 < w) and (mr[j + 1] != 0) and (np.int64(ir[j + 1]) == v):
-            j += 1
-        b = j
-        j += 1
-        cv = v - base
-        if cv < 0 or cv >= size:
-            continue
-        hv = hist[cv]
-        lo = max(a - pad, 0)
-        hi = min(b + pad + 1, w)
-        if sign > 0:
-            for k in range(lo, hi):
-                hv[k] += np.uint16(min(k + pad, b) - max(k - pad, a) + 1)
-        else:
-            for k in range(lo, hi):
-                hv[k] -= np.uint16(min(k + pad, b) - max(k - pad, a) + 1)
-
-
-@njit(cache=True, nogil=True)
-def _c_row(hist, img, mask, i, base, size, nd, tvi, vlt, weights, lut, crow):
-    w = img.shape[1]
-    ir = img[i]
-    mr = mask[i]
-    top = size - 1
-    for j in range(w):
-        cval = np.float32(0.0)
-        if mr[j]:
-            v = np.int64(ir[j])
-            cv = v - base
-            if 0 <= cv < size:
-                value = v + nd
-                p0 = np.int64(hist[cv, j])
-                for d in range(nd):
-                    if (value <= tvi[d]) & (value + d + 1 > vlt):
-                        p1 = np.int64(hist[min(cv + d + 1, top), j])
-                        k2 = cv - d - 1
-                        p2 = np.int64(hist[k2, j]) if k2 >= 0 else np.int64(0)
-                        pm = p1 if p1 > p2 else p2
-                        val = np.float32(weights[d] * p0 * pm) * lut[pm + p0]
-                        if val > cval:
-                            cval = val
-        crow[j] = cval
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def c_values(img, mask, pad, base, size, nd, tvi, vlt, weights, lut, hists, nch, cvals):
-    """c value of every pixel into cvals (h, w), from sliding windowed
-    histograms of the masked pixels' values (rows base .. base + size - 1);
-    ``hists`` (chunks, size, >= w) uint16: one per row chunk."""
-    h, w = img.shape
-    nch = max(1, min(nch, hists.shape[0]))
-    for c in prange(nch):
-        hist = hists[c, :size, :w]
-        hist[:, :] = 0
-        r0 = (c * h) // nch
-        r1 = ((c + 1) * h) // nch
-        for r in range(max(r0 - pad, 0), min(r0 + pad + 1, h)):
-            _add_row(hist, img, mask, r, pad, base, size, 1)
-        for i in range(r0, r1):
-            if i > r0:
-                if i - pad - 1 >= 0:
-                    _add_row(hist, img, mask, i - pad - 1, pad, base, size, -1)
-                if i + pad < h:
-                    _add_row(hist, img, mask, i + pad, pad, base, size, 1)
-            _c_row(hist, img, mask, i, base, size, nd, tvi, vlt, weights, lut, cvals[i])
-
-
 @njit(cache=True, nogil=True, parallel=True)
 def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
     """Mean of the k largest values of cvals (2-D, float32 >= 0), summed in
@@ -499,6 +408,327 @@ def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
             need -= take
         lb -= 1
     return total / k
+
+
+# ---------------------------------------------------------------- fast path
+# The extractor runs these: fused, on C-contiguous buffers of each scale's
+# exact size (LLVM vectorises unit-stride loops only), with the top-k pooling
+# binned while the c values are computed.
+
+#: first-level bins of the top-k pooling: the top 16 bits of a non-zero c
+#: value minus those of 0.25.  Non-zero c values are w_d * p0 * pm / (p0 + pm)
+#: with p0, pm >= 1 (at least 0.5) and below 9 * 65^2 / 2 < 2^15.
+_BIN_BASE = 0x3E80
+_NBINS = 0x4700 - _BIN_BASE
+#: c values are multiples of 2^-25 (float32 >= 0.25): their sums are exact in
+#: int64 fixed point with this scale
+_FIX = 33554432.0
+# numpy's ufuncs on int32 scalars stay int32 (numba's operators promote to
+# int64), so that LLVM can use 32-bit lanes
+_mul, _add = np.multiply, np.add
+
+
+@njit(cache=True, nogil=True)
+def _pre_row(src, yi, xs, ident, up, add, down, o):
+    row = src[yi]
+    if ident:
+        for j in range(o.shape[0]):
+            o[j] = ((np.int32(row[j]) << up) + add) >> down
+    else:
+        for j in range(o.shape[0]):
+            o[j] = ((np.int32(row[xs[j]]) << up) + add) >> down
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
+    """out[i, j] = ((src[ys[i], xs[j]] << up) + add) >> down (src's own
+    rows and columns when ``ident``), then, if ``dither``, anti_dither of
+    that, in one pass; ``tmp`` (chunks, 2, w) uint16 scratch."""
+    h, w = out.shape
+    nch = max(1, min(tmp.shape[0], h))
+    for c in prange(nch):
+        r0 = (c * h) // nch
+        r1 = ((c + 1) * h) // nch
+        if not dither:
+            for i in range(r0, r1):
+                _pre_row(src, ys[i], xs, ident, up, add, down, out[i])
+        else:
+            a = tmp[c, 0]
+            b = tmp[c, 1]
+            _pre_row(src, ys[r0], xs, ident, up, add, down, a)
+            for i in range(r0, r1):
+                o = out[i]
+                if i + 1 < h:
+                    _pre_row(src, ys[i + 1], xs, ident, up, add, down, b)
+                    a1 = a[1:]
+                    b1 = b[1:]
+                    for j in range(w - 1):
+                        o[j] = (np.int32(a[j]) + np.int32(a1[j]) + np.int32(b[j])
+                                + np.int32(b1[j])) >> 2
+                    o[w - 1] = (np.int32(a[w - 1]) + np.int32(b[w - 1])) >> 1
+                    a, b = b, a
+                else:
+                    a1 = a[1:]
+                    for j in range(w - 1):
+                        o[j] = (np.int32(a[j]) + np.int32(a1[j])) >> 1
+                    o[w - 1] = a[w - 1]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def mask_decimated(img, thr, step, deriv, csp, mask):
+    """spatial_mask(img)[::step, ::step] (step 1 or 2) into ``mask``; only
+    the kept samples' 7x7 counts are computed.  ``deriv`` (h, w) uint8 and
+    ``csp`` (chunks, w + 6) uint8 are scratch."""
+    h, w = img.shape
+    ho, wo = mask.shape
+    nch = max(1, min(csp.shape[0], h))
+    for c in prange(nch):
+        for i in range((c * h) // nch, ((c + 1) * h) // nch):
+            r = img[i]
+            d = deriv[i]
+            r1 = r[1:]
+            if i == h - 1:
+                for j in range(w - 1):
+                    d[j] = r[j] == r1[j]
+                d[w - 1] = 1
+            else:
+                rn = img[i + 1]
+                for j in range(w - 1):
+                    d[j] = (r[j] == r1[j]) & (r[j] == rn[j])
+                d[w - 1] = r[w - 1] == rn[w - 1]
+    nch = max(1, min(csp.shape[0], ho))
+    for c in prange(nch):
+        cs = csp[c]
+        for j in range(3):
+            cs[j] = 0
+            cs[w + 3 + j] = 0
+        inner = cs[3:3 + w]
+        for io in range((c * ho) // nch, ((c + 1) * ho) // nch):
+            i = io * step
+            k0 = max(i - 3, 0)
+            k1 = min(i + 4, h)
+            d0 = deriv[k0]
+            for j in range(w):
+                inner[j] = d0[j]
+            for k in range(k0 + 1, k1):
+                dk = deriv[k]
+                for j in range(w):
+                    inner[j] += dk[j]
+            m = mask[io]
+            if step == 1:
+                for j in range(wo):
+                    s = (np.int32(cs[j]) + np.int32(cs[j + 1]) + np.int32(cs[j + 2])
+                         + np.int32(cs[j + 3]) + np.int32(cs[j + 4]) + np.int32(cs[j + 5])
+                         + np.int32(cs[j + 6]))
+                    m[j] = s > thr
+            else:
+                for j in range(wo):
+                    jj = 2 * j
+                    s = (np.int32(cs[jj]) + np.int32(cs[jj + 1]) + np.int32(cs[jj + 2])
+                         + np.int32(cs[jj + 3]) + np.int32(cs[jj + 4]) + np.int32(cs[jj + 5])
+                         + np.int32(cs[jj + 6]))
+                    m[j] = s > thr
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def find_runs(img, mask, base, size, ra, rb, rv, rn, npx):
+    """Runs of equal masked in-band values of each row: columns ra..rb,
+    histogram row rv (value - base); rn: runs per row, npx: their pixels."""
+    h, w = img.shape
+    for i in prange(h):
+        ir = img[i]
+        mr = mask[i]
+        n = 0
+        p = 0
+        j = 0
+        while j < w:
+            if mr[j] == 0:
+                j += 1
+                continue
+            v = ir[j]
+            a = j
+            while (j + 1 < w) and (mr[j + 1] != 0) and (ir[j + 1] == v):
+                j += 1
+            cv = np.int64(v) - base
+            if 0 <= cv < size:
+                ra[i, n] = a
+                rb[i, n] = j
+                rv[i, n] = cv
+                n += 1
+                p += j - a + 1
+            j += 1
+        rn[i] = n
+        npx[i] = p
+
+
+@njit(cache=True, nogil=True)
+def _runs_add(hist, r, ra, rb, rv, rn, pad, w, sign):
+    """Add (sign 1) or remove (sign -1) the runs of row r: each pixel adds 1
+    to its value's histogram over columns j - pad .. j + pad, so a run a..b
+    adds, at column k, the number of its pixels within pad of k (a
+    trapezoid over a - pad .. b + pad)."""
+    span = 2 * pad + 1
+    for q in range(rn[r]):
+        a = np.int64(ra[r, q])
+        b = np.int64(rb[r, q])
+        s = a - pad
+        e = b + pad + 1
+        m = min(b - a + 1, span)
+        tot = e - s
+        lo = max(s, 0)
+        hi = min(e, w)
+        off = lo - s
+        hs = hist[np.int64(rv[r, q]), lo:hi]
+        if sign > 0:
+            for k in range(hi - lo):
+                kk = k + off
+                hs[k] += np.uint16(min(min(kk + 1, m), tot - kk))
+        else:
+            for k in range(hi - lo):
+                kk = k + off
+                hs[k] -= np.uint16(min(min(kk + 1, m), tot - kk))
+
+
+@njit(cache=True, nogil=True)
+def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow, cnt, fsum):
+    """c values of row i (zero outside its runs), binned into cnt/fsum.
+    Inside a run the value, so the set of contrast steps, is constant: the
+    loop over the run's columns is the inner one (vectorisable)."""
+    top = hist.shape[0] - 1
+    crow[:] = 0.0
+    bits = crow.view(np.uint32)
+    for q in range(rn[i]):
+        a = np.int64(ra[i, q])
+        b = np.int64(rb[i, q])
+        cv = np.int64(rv[i, q])
+        value = cv + base + nd
+        h0 = hist[cv, a:b + 1]
+        cr = crow[a:b + 1]
+        for d in range(nd):
+            if (value <= tvi[d]) & (value + d + 1 > vlt):
+                h1 = hist[min(cv + d + 1, top), a:b + 1]
+                # int32 lanes: w_d * p0 * pm <= 9 * 65^4 < 2^31
+                wd = np.int32(weights[d])
+                if cv - d - 1 >= 0:
+                    h2 = hist[cv - d - 1, a:b + 1]
+                    for j in range(cr.shape[0]):
+                        p0 = np.int32(h0[j])
+                        pm = np.int32(max(h1[j], h2[j]))
+                        val = np.float32(_mul(_mul(wd, p0), pm)) * lut[_add(pm, p0)]
+                        cr[j] = max(cr[j], val)
+                else:
+                    for j in range(cr.shape[0]):
+                        p0 = np.int32(h0[j])
+                        pm = np.int32(h1[j])
+                        val = np.float32(_mul(_mul(wd, p0), pm)) * lut[_add(pm, p0)]
+                        cr[j] = max(cr[j], val)
+        for j in range(a, b + 1):
+            if crow[j] > 0:
+                bn = np.int64(bits[j] >> 16) - _BIN_BASE
+                cnt[bn] += 1
+                fsum[bn] += np.int64(np.float64(crow[j]) * _FIX)
+
+
+@njit(cache=True, nogil=True)
+def split_rows(rn, npx, pad, w, bounds):
+    """Row chunk boundaries (bounds[0] = 0 .. bounds[-1] = h) that balance
+    c_values_binned's work: per row about its c values (npx), the trapezoids
+    of its runs (added and removed) and a per-row constant."""
+    h = rn.shape[0]
+    nch = bounds.shape[0] - 1
+    total = 0.0
+    for i in range(h):
+        total += 4.0 * npx[i] + 2.0 * (2 * pad + 1) * rn[i] + w / 8.0
+    acc = 0.0
+    c = 1
+    bounds[0] = 0
+    for i in range(h):
+        acc += 4.0 * npx[i] + 2.0 * (2 * pad + 1) * rn[i] + w / 8.0
+        while c < nch and acc >= total * c / nch:
+            bounds[c] = i + 1
+            c += 1
+    while c < nch:
+        bounds[c] = h
+        c += 1
+    bounds[nch] = h
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def c_values_binned(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv, rn,
+                    hists, bounds, cvals, cnt, fsum):
+    """c value of every pixel into cvals (h, w), from sliding windowed
+    histograms of the masked pixels' values (rows base .. base + size - 1,
+    built from the runs of find_runs); ``hists`` (chunks, size, w) uint16:
+    one per row chunk, chunk c being rows bounds[c] .. bounds[c + 1] - 1.  Per chunk, also the count and the fixed-point sum of
+    the non-zero c values in each top-16-bit bin (cnt, fsum (chunks,
+    _NBINS) int64).  Returns the number of chunks used."""
+    h, w = img.shape
+    nch = bounds.shape[0] - 1
+    for c in prange(nch):
+        hist = hists[c]
+        hist[:, :] = 0
+        cn = cnt[c]
+        fs = fsum[c]
+        cn[:] = 0
+        fs[:] = 0
+        r0 = bounds[c]
+        r1 = bounds[c + 1]
+        for r in range(max(r0 - pad, 0), min(r0 + pad + 1, h)):
+            _runs_add(hist, r, ra, rb, rv, rn, pad, w, 1)
+        for i in range(r0, r1):
+            if i > r0:
+                if i - pad - 1 >= 0:
+                    _runs_add(hist, i - pad - 1, ra, rb, rv, rn, pad, w, -1)
+                if i + pad < h:
+                    _runs_add(hist, i + pad, ra, rb, rv, rn, pad, w, 1)
+            _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, cvals[i], cn, fs)
+    return nch
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def topk_binned(cvals, k, cnt, fsum, nch, cnt_lo):
+    """Mean of the k largest c values from c_values_binned's bins (exact
+    sums); ``cnt_lo`` (chunks, 65536) int64 scratch for the bin of the k-th."""
+    h, w = cvals.shape
+    above = np.int64(0)
+    total = np.int64(0)
+    hb = _NBINS - 1
+    while hb >= 1:
+        n = np.int64(0)
+        for c in range(nch):
+            n += cnt[c, hb]
+        if above + n >= k:
+            break
+        above += n
+        for c in range(nch):
+            total += fsum[c, hb]
+        hb -= 1
+    need = k - above
+    if hb < 1 or need <= 0:  # the rest are zeros
+        return np.float64(total) / _FIX / k
+    key = np.uint32(hb + _BIN_BASE)
+    npc = max(1, min(cnt_lo.shape[0], h))
+    for c in prange(npc):
+        cl = cnt_lo[c]
+        cl[:] = 0
+        for i in range((c * h) // npc, ((c + 1) * h) // npc):
+            bits = cvals[i].view(np.uint32)
+            for j in range(w):
+                if (bits[j] >> 16) == key:
+                    cl[bits[j] & 0xFFFF] += 1
+    one = np.zeros(1, dtype=np.uint32)
+    lb = 65535
+    while need > 0:
+        n = np.int64(0)
+        for c in range(npc):
+            n += cnt_lo[c, lb]
+        if n > 0:
+            take = min(n, need)
+            one[0] = (key << 16) | np.uint32(lb)
+            total += take * np.int64(np.float64(one.view(np.float32)[0]) * _FIX)
+            need -= take
+        lb -= 1
+    return np.float64(total) / _FIX / k
 
 
 # ---------------------------------------------------------------- extractor
@@ -633,25 +863,12 @@ class Cambi(FeatureExtractor):
             self._conv = (1, 0, 0)
         else:
             self._conv = (0, (1 << (b - 11)) if b > 10 else 0, b - 10)
-        aw = max(g.w for g in geos)
-        ah = max(g.h for g in geos)
-        u16 = np.uint16
-        self._pre = np.zeros((ah, aw), dtype=u16)
-        self._dith = np.zeros((ah, aw), dtype=u16)
-        self._raw = np.zeros((ah, aw), dtype=u16)
-        self._filt = np.zeros((ah, aw), dtype=u16)
-        self._hm = np.zeros((ah, aw), dtype=u16)
-        self._deriv = np.zeros((ah, aw), dtype=np.uint8)
-        self._masks = (np.zeros((ah, aw), dtype=np.uint8), np.zeros((ah, aw), dtype=np.uint8))
-        self._cvals = np.zeros(ah * aw, dtype=np.float32)
-        self._nch = max(1, min(numba.get_num_threads(), 8))
-        self._nch_pool = self._nch
-        self._cnt_hi = np.zeros((self._nch_pool, 65536), dtype=np.int64)
-        self._sum_hi = np.zeros((self._nch_pool, 65536), dtype=np.float64)
-        self._cnt_lo = np.zeros((self._nch_pool, 65536), dtype=np.int64)
-        self._one = np.zeros(1, dtype=np.uint32)
-        self._colsum = np.zeros((self._nch, aw + 6), dtype=np.int32)
-        self._hists = np.zeros((self._nch, self.band_size, aw), dtype=np.uint16)
+        nch = max(1, min(numba.get_num_threads(), 8))
+        self._nch = nch
+        self._nch_pool = nch
+        for g in geos:
+            self._alloc(g, nch)
+        self._cnt_lo = np.zeros((nch, 65536), dtype=np.int64)
         self._heat = None
         if o["heatmaps_path"]:
             self._open_heatmaps(str(o["heatmaps_path"]))
@@ -688,47 +905,71 @@ class Cambi(FeatureExtractor):
         except Exception:
             pass
 
+    # -- buffers ---------------------------------------------------------------
+    def _alloc(self, g, nch):
+        """C-contiguous buffers of each scale's exact size, on the geometry."""
+        u16, u8 = np.uint16, np.uint8
+        w, h = g.w, g.h
+        g.ident = (g.ys.shape[0] == h and g.xs.shape[0] == w
+                   and bool(np.all(g.ys == np.arange(h))) and bool(np.all(g.xs == np.arange(w))))
+        g.cur = np.zeros((h, w), dtype=u16)
+        g.tmp = np.zeros((nch, 2, w), dtype=u16)
+        g.deriv = np.zeros((h, w), dtype=u8)
+        g.csp = np.zeros((nch, w + 6), dtype=u8)
+        g.raw, g.filt, g.hm, g.mask, g.cvals, g.hists = [], [], [], [], [], []
+        for s, (sw, sh) in enumerate(g.sizes):
+            g.raw.append(np.zeros((sh, sw), dtype=u16) if (s > 0 or self.speedup) else None)
+            g.filt.append(np.zeros((sh, sw), dtype=u16))
+            g.hm.append(np.zeros((sh, sw), dtype=u16))
+            g.mask.append(np.zeros((sh, sw), dtype=u8))
+            g.cvals.append(np.zeros((sh, sw), dtype=np.float32))
+            hn = max(1, min(nch, sh // max(g.window, 1)))
+            g.hists.append(np.zeros((hn, self.band_size, sw), dtype=u16))
+        # runs of each row: columns, histogram row (int16: widths below 2^15)
+        g.runs = [tuple(np.zeros((sh, sw), dtype=np.int16) for _ in range(3))
+                  + (np.zeros(sh, dtype=np.int64), np.zeros(sh, dtype=np.int64))
+                  for sw, sh in g.sizes]
+        g.bounds = [np.zeros(hs.shape[0] + 1, dtype=np.int64) for hs in g.hists]
+        g.cnt = np.zeros((nch, _NBINS), dtype=np.int64)
+        g.fsum = np.zeros((nch, _NBINS), dtype=np.int64)
+
     # -- one picture ---------------------------------------------------------
     def score(self, y: np.ndarray, geo: _Geometry | None = None, heat_frame: int | None = None
               ) -> float:
         """CAMBI of one luma plane (unclipped), at the distorted side's
         geometry unless ``geo`` is given."""
         g = geo or self._dis
-        w, h = g.w, g.h
-        pre = self._pre[:h, :w]
-        to_10bit(y, g.ys, g.xs, *self._conv, pre)
-        if self.enc_bitdepth < 10:
-            cur = self._dith[:h, :w]
-            anti_dither(pre, cur)
-        else:
-            cur = pre
-        mask = self._masks[0][:h, :w]
-        spatial_mask(cur, g.mask_thr, self._deriv[:h, :w], self._colsum, mask)
+        cur = g.cur
+        preprocess(y, g.ys, g.xs, g.ident, *self._conv, self.enc_bitdepth < 10, g.tmp, cur)
+        step = 2 if self.speedup else 1
+        mask = g.mask[0]
+        mask_decimated(cur, g.mask_thr, step, g.deriv, g.csp, mask)
         total = 0.0
-        mi = 0
         for s, (sw, sh) in enumerate(g.sizes):
             if s > 0 or self.speedup:
-                raw = self._raw[:sh, :sw]
+                raw = g.raw[s]
                 decimate(cur, raw)
-                nmask = self._masks[1 - mi][:sh, :sw]
-                decimate(mask, nmask)
-                mask = nmask
-                mi = 1 - mi
+                if s > 0:
+                    decimate(g.mask[s - 1], g.mask[s])
+                    mask = g.mask[s]
             else:
                 raw = cur
-            cur = self._filt[:sh, :sw]
-            mode_filter(raw, self._hm[:sh, :sw], cur)
-            cv = self._cvals[:sh * sw].reshape(sh, sw)
-            nch = max(1, min(self._nch, sh // max(g.window, 1)))
-            c_values(cur, mask, g.pad, self.band_base, self.band_size, self.num_diffs, self.tvi,
-                     self.vlt, self.weights, RECIPROCAL_LUT, self._hists, nch, cv)
+            cur = g.filt[s]
+            mode_filter(raw, g.hm[s], cur)
+            cv = g.cvals[s]
+            ra, rb, rv, rn, npx = g.runs[s]
+            find_runs(cur, mask, self.band_base, self.band_size, ra, rb, rv, rn, npx)
+            hists = g.hists[s]
+            bounds = g.bounds[s]
+            split_rows(rn, npx, g.pad, sw, bounds)
+            nch = c_values_binned(cur, g.pad, self.band_base, self.band_size, self.num_diffs,
+                                  self.tvi, self.vlt, self.weights, RECIPROCAL_LUT, ra, rb, rv,
+                                  rn, hists, bounds, cv, g.cnt, g.fsum)
             if heat_frame is not None and self._heat:
                 self._write_heatmap(s, cv, heat_frame)
             n = sw * sh
             k = min(max(int(self.topk * n), 1), n)
-            npool = max(1, min(self._nch_pool, sh // 16))
-            total += topk_mean(cv, k, npool, self._cnt_hi, self._sum_hi, self._cnt_lo,
-                               self._one) * SCALE_WEIGHTS[s]
+            total += topk_binned(cv, k, g.cnt, g.fsum, nch, self._cnt_lo) * SCALE_WEIGHTS[s]
         return total / (g.window * g.window)
 
     def extract(self, index, ref, dis):
