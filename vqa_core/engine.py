@@ -141,8 +141,11 @@ class Scorer:
             rec.update(model.predict(feats))
             if self.with_features:
                 for k in keys:
+                    # a model that skips AIM (v0) has no real aim / adm3 to show
+                    hide = ("aim", "adm3") if dict(k[1]).get("adm_skip_aim") else ()
                     for fname, v in vals.get(k, {}).items():
-                        rec.setdefault(fname, v)
+                        if fname not in hide:
+                            rec.setdefault(fname, v)
         _collect(self._columns, rec)
         return rec
 

@@ -63,14 +63,19 @@ the rounded product.  vqa fuses it too (class attribute ``VIF.fma``; off gives
 libvmaf's C reference).  The two differ only where the product's rounding
 crosses an integer, which random tests did not hit once in 3000 frames.
 
-**Implementation.**  Per scale, one parallel pass over row bands: for each
-row the vertical sums of the five moments (integers; the squares' results
-kept as exact float64), mirrored, the horizontal sums (taps written out so
-they stay in registers; squares in exact float64 with fused multiply-adds)
-and the statistic in one branch-free vectorised loop (the log2 lookups
-through LLVM's ctlz).  The decimation filters only the rows and columns it
-keeps (a quarter of libvmaf's work).  At 1080p 8-bit this is about as fast
-as libvmaf's AVX2 code on one thread, and twice as fast on two.
+**Implementation.**  Per scale, one parallel pass over row bands (one per
+thread).  Each padded input row enters a per-band ring once, as 16-bit
+streams (x, y and the products' 16-bit halves) with two consecutive rows
+interleaved, so that the vertical sums are 16-bit multiply-adds of pairs of
+taps (``pmaddwd`` through an LLVM intrinsic; a portable IR fallback
+elsewhere); the horizontal sums of mu and of the squares' 16-bit halves are
+multiply-adds of adjacent samples the same way (scales 0 and 1; the small
+scales 2 and 3 use 32-bit and float64 kernels), then the statistic in one
+branch-free vectorised loop (the log2 lookups through LLVM's ctlz).  The
+decimation into the next scale reads the same ring at the rows it keeps and
+filters only the columns it keeps.  The hot kernels ask LLVM for 512-bit
+vectors (``"prefer-vector-width"="512"``) where the CPU has AVX-512.  All
+integer sums are exact, so they equal libvmaf's whatever the band split.
 
 Options (libvmaf's names, defaults and ranges; its aliases ``egl`` and
 ``ssclz`` are accepted): ``vif_enhn_gain_limit`` (100.0, in [1, 100]),
@@ -84,6 +89,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
+import numba
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
@@ -134,6 +140,19 @@ def _ctlz64(typingctx, x):
 
 
 @intrinsic
+def _prefer512(typingctx):
+    """Let LLVM use 512-bit vectors in the calling function (its default on
+    AVX-512 CPUs is 256): the attribute ``"prefer-vector-width"="512"``.  A
+    no-op on CPUs without AVX-512."""
+    def codegen(context, builder, sig, args):
+        # llvmlite's attribute set accepts only its known names
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
 def _fma(typingctx, a, b, c):
     """a * b + c with a single rounding (LLVM fma)."""
     if not all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b, c)):
@@ -171,6 +190,23 @@ def pad_rows(src, dst, half):
     _mirror_rows(dst, half, h, w)
 
 
+@njit(parallel=True, **_JIT)
+def pad_rows2(ra, da, P, Q, half, nch):
+    """pad_rows of ref and dis in nch parallel row bands."""
+    h = ra.shape[0]
+    w = ra.shape[1]
+    for c in prange(2 * nch):
+        src, dst = (ra, P) if c < nch else (da, Q)
+        b = c % nch
+        for i in range((b * h) // nch, ((b + 1) * h) // nch):
+            s = src[i]
+            d = dst[half + i]
+            for j in range(w):
+                d[j] = s[j]
+    _mirror_rows(P, half, h, w)
+    _mirror_rows(Q, half, h, w)
+
+
 @njit(**_JIT)
 def _mirror_rows(dst, half, h, w):
     for k in range(1, half + 1):
@@ -190,159 +226,15 @@ def _mirror_cols(x, off, w, half):
         x[off + w - 1 + k] = x[off + w - 1 - k]
 
 
-# Vertical kernels.  The taps are applied pair by pair (they are symmetric),
-# two pairs per pass over a row, on 0-based row slices so that LLVM
-# vectorises the loops; the first pass also does the centre tap and the last
-# one finishes the sums.  All sums are exact unsigned integers (uint64, or
-# uint32 where libvmaf's 32-bit sums cannot overflow).
-
-@njit(**_JIT)
-def _v5_init(r, d, r1, d1, f0, f1, w, am1, am2, axx, ayy, axy):
-    """Centre tap (rows r, d; weight f0) plus the pair (r1, d1) with f1."""
-    for j in range(w):
-        a = np.uint64(r[j])
-        b = np.uint64(d[j])
-        fa = f0 * a
-        fb = f0 * b
-        am1[j] = fa
-        am2[j] = fb
-        axx[j] = fa * a
-        ayy[j] = fb * b
-        axy[j] = fa * b
-    if f1 != 0:
-        _v5_pair(r1[0], d1[0], r1[1], d1[1], f1, w, am1, am2, axx, ayy, axy)
-
-
-@njit(**_JIT)
-def _v5_pair(ra, da, rb, db, f, w, am1, am2, axx, ayy, axy):
-    for j in range(w):
-        a = np.uint64(ra[j])
-        b = np.uint64(da[j])
-        a2 = np.uint64(rb[j])
-        b2 = np.uint64(db[j])
-        am1[j] += f * (a + a2)
-        am2[j] += f * (b + b2)
-        axx[j] += f * (a * a + a2 * a2)
-        ayy[j] += f * (b * b + b2 * b2)
-        axy[j] += f * (a * b + a2 * b2)
-
-
-@njit(**_JIT)
-def _v5_quad(ra, da, rb, db, rc, dc, rd, dd, f, g, w, am1, am2, axx, ayy, axy):
-    for j in range(w):
-        a = np.uint64(ra[j])
-        b = np.uint64(da[j])
-        a2 = np.uint64(rb[j])
-        b2 = np.uint64(db[j])
-        c = np.uint64(rc[j])
-        e = np.uint64(dc[j])
-        c2 = np.uint64(rd[j])
-        e2 = np.uint64(dd[j])
-        am1[j] += f * (a + a2) + g * (c + c2)
-        am2[j] += f * (b + b2) + g * (e + e2)
-        axx[j] += f * (a * a + a2 * a2) + g * (c * c + c2 * c2)
-        ayy[j] += f * (b * b + b2 * b2) + g * (e * e + e2 * e2)
-        axy[j] += f * (a * b + a2 * b2) + g * (c * e + c2 * e2)
-
-
-@njit(**_JIT)
-def _v5_last(ra, da, rb, db, f, w, am1, am2, axx, ayy, axy,
-             o1, o2, oxx, oyy, oxy, rnd_mu, sh_mu, rnd_sq, sh_sq):
-    """Last pair (f may be 0: none), then the rounded shifts: mu into o1, o2
-    (uint32), the squares into oxx, oyy, oxy (float64, exact)."""
-    rm = np.uint64(rnd_mu)
-    sm = np.uint64(sh_mu)
-    rs = np.uint64(rnd_sq)
-    ss = np.uint64(sh_sq)
-    m32 = np.uint64(0xFFFFFFFF)
-    for j in range(w):
-        a = np.uint64(ra[j])
-        b = np.uint64(da[j])
-        a2 = np.uint64(rb[j])
-        b2 = np.uint64(db[j])
-        # libvmaf's mu sums are 32-bit: wrap before the shift
-        o1[j] = ((np.uint64(am1[j]) + f * (a + a2)) & m32) + rm >> sm
-        o2[j] = ((np.uint64(am2[j]) + f * (b + b2)) & m32) + rm >> sm
-        oxx[j] = np.float64(((np.uint64(axx[j]) + f * (a * a + a2 * a2) + rs) >> ss) & m32)
-        oyy[j] = np.float64(((np.uint64(ayy[j]) + f * (b * b + b2 * b2) + rs) >> ss) & m32)
-        oxy[j] = np.float64(((np.uint64(axy[j]) + f * (a * b + a2 * b2) + rs) >> ss) & m32)
-
-
-@njit(**_JIT)
-def _vertical5(P, Q, i, taps, w, acc, vmu, vsq, off, rnd_mu, sh_mu, rnd_sq, sh_sq):
-    """Vertical filter of output row i (padded rows i .. i+n-1) for mu1, mu2,
-    ref^2, dis^2 and ref*dis, rounded and shifted into vmu[q, off:off+w]
-    and vsq[q, off:off+w].  acc (5, w): the sums' dtype (uint32 wraps like
-    libvmaf's 32-bit sums)."""
-    n = taps.shape[0]
-    hf = n // 2
-    c = i + hf
-    f1 = np.uint32(taps[0]) if hf >= 2 else np.uint32(0)
-    _v5_init(P[c], Q[c], (P[i], P[i + n - 1]), (Q[i], Q[i + n - 1]),
-             np.uint32(taps[hf]), f1, w, acc[0], acc[1], acc[2], acc[3], acc[4])
-    k = 1 if hf >= 2 else 0
-    while k + 1 < hf - 1:
-        _v5_quad(P[i + k], Q[i + k], P[i + n - 1 - k], Q[i + n - 1 - k],
-                 P[i + k + 1], Q[i + k + 1], P[i + n - 2 - k], Q[i + n - 2 - k],
-                 np.uint32(taps[k]), np.uint32(taps[k + 1]), w,
-                 acc[0], acc[1], acc[2], acc[3], acc[4])
-        k += 2
-    if k < hf - 1:
-        _v5_pair(P[i + k], Q[i + k], P[i + n - 1 - k], Q[i + n - 1 - k],
-                 np.uint32(taps[k]), w, acc[0], acc[1], acc[2], acc[3], acc[4])
-        k += 1
-    e = off + w
-    _v5_last(P[i + k], Q[i + k], P[i + n - 1 - k], Q[i + n - 1 - k], np.uint32(taps[k]), w,
-             acc[0], acc[1], acc[2], acc[3], acc[4], vmu[0][off:e], vmu[1][off:e],
-             vsq[0][off:e], vsq[1][off:e], vsq[2][off:e], rnd_mu, sh_mu, rnd_sq, sh_sq)
-
-
-# Horizontal kernels: the taps written out, so that the sums stay in
-# registers; c holds the taps from the outermost to the centre, zero-padded
-# to 9 (17-tap filter) or 5 (the others: 9, 5 and 3 taps).  The mu sums are
-# 32-bit like libvmaf's (they cannot overflow); the squares' sums are exact
-# in float64 (below 2^49).
-
-@njit(**_JIT)
-def _h_mu17(x, c, w, o):
-    c0 = np.uint32(c[0])
-    c1 = np.uint32(c[1])
-    c2 = np.uint32(c[2])
-    c3 = np.uint32(c[3])
-    c4 = np.uint32(c[4])
-    c5 = np.uint32(c[5])
-    c6 = np.uint32(c[6])
-    c7 = np.uint32(c[7])
-    c8 = np.uint32(c[8])
-    for j in range(w):
-        o[j] = np.uint32(c0 * (x[j] + x[j + 16]) + c1 * (x[j + 1] + x[j + 15])
-                         + c2 * (x[j + 2] + x[j + 14]) + c3 * (x[j + 3] + x[j + 13])
-                         + c4 * (x[j + 4] + x[j + 12]) + c5 * (x[j + 5] + x[j + 11])
-                         + c6 * (x[j + 6] + x[j + 10]) + c7 * (x[j + 7] + x[j + 9])
-                         + c8 * x[j + 8])
-
-
-@njit(fastmath={"contract"}, **_JIT)
-def _h_sq17(x, c, w, o):
-    c0 = np.float64(c[0])
-    c1 = np.float64(c[1])
-    c2 = np.float64(c[2])
-    c3 = np.float64(c[3])
-    c4 = np.float64(c[4])
-    c5 = np.float64(c[5])
-    c6 = np.float64(c[6])
-    c7 = np.float64(c[7])
-    c8 = np.float64(c[8])
-    for j in range(w):
-        o[j] = (c0 * (x[j] + x[j + 16]) + c1 * (x[j + 1] + x[j + 15])
-                + c2 * (x[j + 2] + x[j + 14]) + c3 * (x[j + 3] + x[j + 13])
-                + c4 * (x[j + 4] + x[j + 12]) + c5 * (x[j + 5] + x[j + 11])
-                + c6 * (x[j + 6] + x[j + 10]) + c7 * (x[j + 7] + x[j + 9])
-                + c8 * x[j + 8])
-
+# Horizontal kernels of the small scales (2 and 3; 3's centre tap is not an
+# int16, so pmaddwd does not apply): the taps written out, so that the sums
+# stay in registers; c holds the taps from the outermost to the centre,
+# zero-padded to 5.  The mu sums are 32-bit like libvmaf's (they cannot
+# overflow); the squares' sums are exact in float64 (below 2^49).
 
 @njit(**_JIT)
 def _h_mu9(x, c, w, o):
+    _prefer512()
     c0 = np.uint32(c[0])
     c1 = np.uint32(c[1])
     c2 = np.uint32(c[2])
@@ -356,6 +248,7 @@ def _h_mu9(x, c, w, o):
 
 @njit(fastmath={"contract"}, **_JIT)
 def _h_sq9(x, c, w, o):
+    _prefer512()
     c0 = np.float64(c[0])
     c1 = np.float64(c[1])
     c2 = np.float64(c[2])
@@ -368,9 +261,12 @@ def _h_sq9(x, c, w, o):
 
 
 @njit(**_JIT)
-def _stat_row(hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
+def _stat_row(hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma, pre=False):
     """The VIF statistic of each pixel of a row from its filtered moments
-    (branch-free so that it vectorises); returns the row's four sums."""
+    (branch-free so that it vectorises); returns the row's four sums.  The
+    squares' sums hxx, hyy, hxy are float64 sums not yet shifted, or with
+    ``pre`` the shifted (uint32) values."""
+    _prefer512()
     num_log = np.int64(0)
     den_log = np.int64(0)
     nl_num = np.int64(0)
@@ -385,9 +281,14 @@ def _stat_row(hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
         m2sq = np.int64(((m2 * m2 + r31) >> s32) & m32)
         m12 = np.int64(((m1 * m2 + r31) >> s32) & m32)
         # (sum + 2^15) >> 16, exactly, on the float64 sums (below 2^49)
-        xx = np.int64(np.floor((hxx[j] + 32768.0) * (1.0 / 65536.0)))
-        yy = np.int64(np.floor((hyy[j] + 32768.0) * (1.0 / 65536.0)))
-        xy = np.int64(np.floor((hxy[j] + 32768.0) * (1.0 / 65536.0)))
+        if pre:
+            xx = np.int64(hxx[j])
+            yy = np.int64(hyy[j])
+            xy = np.int64(hxy[j])
+        else:
+            xx = np.int64(np.floor((hxx[j] + 32768.0) * (1.0 / 65536.0)))
+            yy = np.int64(np.floor((hyy[j] + 32768.0) * (1.0 / 65536.0)))
+            xy = np.int64(np.floor((hxy[j] + 32768.0) * (1.0 / 65536.0)))
         # 32-bit differences, as libvmaf's int32_t
         s1 = ((xx - m1sq + 2147483648) & 0xFFFFFFFF) - 2147483648
         s2 = ((yy - m2sq + 2147483648) & 0xFFFFFFFF) - 2147483648
@@ -416,45 +317,441 @@ def _stat_row(hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
     return num_log, den_log, nl_num, nl_den
 
 
+# Ring-buffered vertical pass with 16-bit multiply-adds.  Each padded input
+# row r enters the ring once, as uint16 streams (0 x, 1 y, 2 xx_lo, 3 yy_lo,
+# 4 xy_lo, 5 xx_hi, 6 yy_hi, 7 xy_hi: the products x*x, y*y, x*y split into
+# 16-bit halves; the high halves are all zero for 8-bit input at scale 0 and
+# are not used there), stored as v - 32768 (int16): slot r % n holds the
+# rows r, r + 1 interleaved (r in the low halves of its int32 elements).  A
+# vertical sum sum_k f_k v_k is then pairs f_2m * v_2m + f_2m+1 * v_2m+1
+# (one pmaddwd per pair of taps, the last pair with f = 0) plus
+# 32768 * sum f = 2^31, exactly, in wrapping 32-bit arithmetic (it is at
+# most 65536 * 65535).  The shifted squares are put back together exactly:
+# ((hi << 16) + lo + rnd) >> sh = (hi << (16 - sh)) + ((lo + rnd) >> sh) for
+# sh <= 16, modulo 2^32 like libvmaf's uint32.  The horizontal sums of the
+# shifted squares v (uint32) are taken on their halves the same way:
+# (sum f v + 2^15) >> 16 = sum f hi + ((sum f lo + 2^15) >> 16).
+
+def _simd_mode():
+    """512 (AVX-512BW), 256 (AVX2) or 0 (portable IR) for the pmaddwd steps,
+    from the CPU numba compiles for."""
+    try:
+        from numba.core import config
+        import llvmlite.binding as llvm
+        if config.CPU_NAME or config.CPU_FEATURES:
+            return 0
+        f = llvm.get_host_cpu_features()
+        if f.get("avx512bw") and f.get("avx512f"):
+            return 512
+        if f.get("avx2"):
+            return 256
+    except Exception:
+        pass
+    return 0
+
+
+_SIMD = _simd_mode()
+LANES = 16  # int32 results per _madd_step
+_NO_TAPS = FILTERS[3].astype(np.int64)
+
+
+def _emit_madd(builder, mode, v, ce16, co16):
+    """<16 x i32>: lo(v[l]) * ce16 + hi(v[l]) * co16 (v: <32 x i16>, pairs)."""
+    i16, i32 = ir.IntType(16), ir.IntType(32)
+    L = LANES
+    v2 = ir.VectorType(i16, 2 * L)
+    vi = ir.VectorType(i32, L)
+    if mode:
+        # the pairs (ce16, co16) as one splat int32 (little-endian halves)
+        pair = builder.or_(builder.zext(ce16, i32),
+                           builder.shl(builder.zext(co16, i32), ir.Constant(i32, 16)))
+        cv = builder.bitcast(_splat(builder, pair), v2)
+    if mode == 512:
+        fn = builder.module.declare_intrinsic(
+            "llvm.x86.avx512.pmaddw.d.512", fnty=ir.FunctionType(vi, [v2, v2]))
+        return builder.call(fn, [v, cv])
+    u = ir.Constant(v2, None)
+    if mode == 256:
+        h2 = ir.VectorType(i16, L)
+        hi = ir.VectorType(i32, L // 2)
+        fn = builder.module.declare_intrinsic(
+            "llvm.x86.avx2.pmadd.wd", fnty=ir.FunctionType(hi, [h2, h2]))
+        lo_m = ir.Constant(ir.VectorType(i32, L), list(range(L)))
+        hi_m = ir.Constant(ir.VectorType(i32, L), list(range(L, 2 * L)))
+        r0 = builder.call(fn, [builder.shuffle_vector(v, u, lo_m),
+                               builder.shuffle_vector(cv, u, lo_m)])
+        r1 = builder.call(fn, [builder.shuffle_vector(v, u, hi_m),
+                               builder.shuffle_vector(cv, u, hi_m)])
+        return builder.shuffle_vector(r0, r1, ir.Constant(ir.VectorType(i32, L), list(range(L))))
+    ev = ir.Constant(ir.VectorType(i32, L), [2 * l for l in range(L)])
+    od = ir.Constant(ir.VectorType(i32, L), [2 * l + 1 for l in range(L)])
+    ve = builder.sext(builder.shuffle_vector(v, u, ev), vi)
+    vo = builder.sext(builder.shuffle_vector(v, u, od), vi)
+    return builder.add(builder.mul(ve, _splat(builder, builder.sext(ce16, i32))),
+                       builder.mul(vo, _splat(builder, builder.sext(co16, i32))))
+
+
+def _splat(builder, x):
+    """<16 x i32> of the scalar x (truncated to 32 bits)."""
+    i32 = ir.IntType(32)
+    vi = ir.VectorType(i32, LANES)
+    if x.type != i32:
+        x = builder.trunc(x, i32)
+    v = builder.insert_element(ir.Constant(vi, None), x, ir.Constant(i32, 0))
+    return builder.shuffle_vector(v, ir.Constant(vi, None),
+                                  ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
+
+
+@intrinsic
+def _madd_step(typingctx, rows, ce, co, j, out, rnd, sh):
+    """out[j + l] = 2^31 + sum_k lo(rows[k][j + l]) * ce[k]
+    + hi(rows[k][j + l]) * co[k], for l < 16, in wrapping int32 (rows: a
+    tuple of int32 arrays, each element two int16 halves; ce, co: tuples of
+    taps < 2^15); then stored as float64(uint32) if out is float64, as
+    ((uint32 + rnd) >> sh) - 32768 if out is int16, else as
+    (uint32 + rnd) >> sh (rnd, sh: int64 < 2^15, < 32)."""
+    if not isinstance(rows, types.UniTuple):
+        return None
+    m = rows.count
+    mode = _SIMD
+    kind = "f" if isinstance(out.dtype, types.Float) else out.dtype.bitwidth
+
+    def codegen(context, builder, sig, args):
+        rows_v, ce_v, co_v, j_v, out_v, rnd_v, sh_v = args
+        i16, i32 = ir.IntType(16), ir.IntType(32)
+        L = LANES
+        v2 = ir.VectorType(i16, 2 * L)
+        vi = ir.VectorType(i32, L)
+        acc = ir.Constant(vi, [-2147483648] * L)
+        aryty = sig.args[0].dtype
+        for k in range(m):
+            a = context.make_array(aryty)(context, builder, builder.extract_value(rows_v, k))
+            p = builder.bitcast(builder.gep(a.data, [j_v]), v2.as_pointer())
+            v = builder.load(p, align=2)
+            ce16 = builder.trunc(builder.extract_value(ce_v, k), i16)
+            co16 = builder.trunc(builder.extract_value(co_v, k), i16)
+            acc = builder.add(acc, _emit_madd(builder, mode, v, ce16, co16))
+        o = context.make_array(sig.args[4])(context, builder, out_v)
+        if kind == "f":
+            vd = ir.VectorType(ir.DoubleType(), L)
+            res = builder.uitofp(acc, vd)
+        else:
+            res = builder.lshr(builder.add(acc, _splat(builder, rnd_v)), _splat(builder, sh_v))
+            vd = vi
+            if kind == 16:
+                vd = ir.VectorType(i16, L)
+                res = builder.xor(builder.trunc(res, vd), ir.Constant(vd, [-32768] * L))
+        po = builder.bitcast(builder.gep(o.data, [j_v]), vd.as_pointer())
+        builder.store(res, po, align=2)
+        return context.get_dummy_value()
+
+    return types.void(rows, ce, co, j, out, rnd, sh), codegen
+
+
+@intrinsic
+def _hmadd_step(typingctx, row, b, ce, co, out):
+    """Horizontal filter of 32 outputs: out[b + i] = sum_k f_k v[b + i + k]
+    (uint32 bits) for i < 32, where row holds v - 32768 (int16, padded) and
+    f = (ce[0], co[0], ce[1], co[1], ...) (taps < 2^15).  The even and odd
+    outputs are computed with pairs of adjacent samples, then interleaved."""
+    if not isinstance(ce, types.UniTuple):
+        return None
+    m = ce.count
+    mode = _SIMD
+
+    def codegen(context, builder, sig, args):
+        row_v, b_v, ce_v, co_v, out_v = args
+        i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
+        L = LANES
+        v2 = ir.VectorType(i16, 2 * L)
+        vi = ir.VectorType(i32, L)
+        a = context.make_array(sig.args[0])(context, builder, row_v)
+        base = builder.gep(a.data, [b_v])
+        accs = [ir.Constant(vi, [-2147483648] * L), ir.Constant(vi, [-2147483648] * L)]
+        for k in range(m):
+            ce16 = builder.trunc(builder.extract_value(ce_v, k), i16)
+            co16 = builder.trunc(builder.extract_value(co_v, k), i16)
+            for par in (0, 1):
+                p = builder.bitcast(builder.gep(base, [ir.Constant(i64, 2 * k + par)]),
+                                    v2.as_pointer())
+                v = builder.load(p, align=2)
+                accs[par] = builder.add(accs[par], _emit_madd(builder, mode, v, ce16, co16))
+        mask = []
+        for l in range(L):
+            mask += [l, L + l]
+        res = builder.shuffle_vector(accs[0], accs[1], ir.Constant(ir.VectorType(i32, 2 * L), mask))
+        o = context.make_array(sig.args[4])(context, builder, out_v)
+        po = builder.bitcast(builder.gep(o.data, [b_v]), ir.VectorType(i32, 2 * L).as_pointer())
+        builder.store(res, po, align=4)
+        return context.get_dummy_value()
+
+    return types.void(row, b, ce, co, out), codegen
+
+
+@njit(**_JIT)
+def _h_mu_madd(x, c, w, o):
+    """o[j] = sum_k c[k] x[j + k] (uint32) for the 17 or 9 taps c (int64);
+    x: the padded row as int16 v - 32768, with room for 64 more; o: room for
+    w rounded up to 32."""
+    if c.shape[0] == 17:
+        ce = (c[0], c[2], c[4], c[6], c[8], c[10], c[12], c[14], c[16])
+        co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], np.int64(0))
+        for b in range(0, w, 2 * LANES):
+            _hmadd_step(x, b, ce, co, o)
+    else:
+        ce5 = (c[0], c[2], c[4], c[6], c[8])
+        co5 = (c[1], c[3], c[5], c[7], np.int64(0))
+        for b in range(0, w, 2 * LANES):
+            _hmadd_step(x, b, ce5, co5, o)
+
+
+@njit(**_JIT)
+def _put_x(p0, p1, w, o):
+    """o = the rows p0 (low halves) and p1 (high halves) as v - 32768."""
+    _prefer512()
+    x8 = np.uint32(0x8000)
+    s16 = np.uint32(16)
+    for j in range(w):
+        o[j] = np.int32((np.uint32(p0[j]) ^ x8) | ((np.uint32(p1[j]) ^ x8) << s16))
+
+
+@njit(**_JIT)
+def _put_prod(p0, q0, p1, q1, w, o, high):
+    """As _put_x for the low (high: the high) 16 bits of p * q."""
+    _prefer512()
+    x8 = np.uint32(0x8000)
+    m16 = np.uint32(0xFFFF)
+    s16 = np.uint32(16)
+    if high:
+        for j in range(w):
+            a = (np.uint32(p0[j]) * np.uint32(q0[j])) >> s16
+            b = (np.uint32(p1[j]) * np.uint32(q1[j])) >> s16
+            o[j] = np.int32((a ^ x8) | ((b ^ x8) << s16))
+    else:
+        for j in range(w):
+            a = (np.uint32(p0[j]) * np.uint32(q0[j])) & m16
+            b = (np.uint32(p1[j]) * np.uint32(q1[j])) & m16
+            o[j] = np.int32((a ^ x8) | ((b ^ x8) << s16))
+
+
+@njit(**_JIT)
+def _ring_row(P, Q, r, w, ring, wide):
+    """The streams of padded rows r, r + 1 into slot r % n."""
+    k = r % ring.shape[1]
+    p0, p1, q0, q1 = P[r], P[r + 1], Q[r], Q[r + 1]
+    _put_x(p0, p1, w, ring[0, k])
+    _put_x(q0, q1, w, ring[1, k])
+    _put_prod(p0, p0, p1, p1, w, ring[2, k], False)
+    _put_prod(q0, q0, q1, q1, w, ring[3, k], False)
+    _put_prod(p0, q0, p1, q1, w, ring[4, k], False)
+    if wide:
+        _put_prod(p0, p0, p1, p1, w, ring[5, k], True)
+        _put_prod(q0, q0, q1, q1, w, ring[6, k], True)
+        _put_prod(p0, q0, p1, q1, w, ring[7, k], True)
+
+
+@njit(**_JIT)
+def _vm17(ring, s, t, c, w, o, rnd, sh):
+    """o[j] = sum_k taps[k] * v[t + k, j] (uint32 bits in int32) for j < w
+    rounded up to 16; c: the 17 taps (int64)."""
+    n = ring.shape[1]
+    rw = ring[s]
+    rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n],
+            rw[(t + 10) % n], rw[(t + 12) % n], rw[(t + 14) % n], rw[(t + 16) % n])
+    ce = (c[0], c[2], c[4], c[6], c[8], c[10], c[12], c[14], c[16])
+    co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], np.int64(0))
+    for j in range(0, w, LANES):
+        _madd_step(rows, ce, co, j, o, rnd, sh)
+
+
+@njit(**_JIT)
+def _vm9(ring, s, t, c, w, o, rnd, sh):
+    n = ring.shape[1]
+    rw = ring[s]
+    rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n])
+    ce = (c[0], c[2], c[4], c[6], c[8])
+    co = (c[1], c[3], c[5], c[7], np.int64(0))
+    for j in range(0, w, LANES):
+        _madd_step(rows, ce, co, j, o, rnd, sh)
+
+
+@njit(**_JIT)
+def _vm5(ring, s, t, c, w, o, rnd, sh):
+    n = ring.shape[1]
+    rw = ring[s]
+    rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n])
+    ce = (c[0], c[2], c[4])
+    co = (c[1], c[3], np.int64(0))
+    for j in range(0, w, LANES):
+        _madd_step(rows, ce, co, j, o, rnd, sh)
+
+
+@njit(**_JIT)
+def _vm3(ring, s, t, c, w, o, rnd, sh):
+    """Scalar (its centre tap, 43728, is not an int16; the scale is tiny)."""
+    n = ring.shape[1]
+    r0 = ring[s, t % n]
+    r2 = ring[s, (t + 2) % n]
+    f0 = np.int64(c[0])
+    f1 = np.int64(c[1])
+    for j in range(w):
+        a = np.int64(r0[j])
+        v = (f0 * (((a & 0xFFFF) ^ 0x8000) + ((np.int64(r2[j]) & 0xFFFF) ^ 0x8000))
+             + f1 * (((a >> 16) & 0xFFFF) ^ 0x8000))
+        o[j] = ((v & 0xFFFFFFFF) + rnd) >> sh
+
+
+@njit(inline="always", **_JIT)
+def _vr(n, ring, s, t, c, w, o, rnd, sh):
+    """Vertical sums of stream s for the window starting at slot t, into o
+    (16 at a time: o must have room for w rounded up to 16), post-processed
+    as in _madd_step."""
+    if n == 17:
+        _vm17(ring, s, t, c, w, o, rnd, sh)
+    elif n == 9:
+        _vm9(ring, s, t, c, w, o, rnd, sh)
+    elif n == 5:
+        _vm5(ring, s, t, c, w, o, rnd, sh)
+    else:
+        _vm3(ring, s, t, c, w, o, rnd, sh)
+
+
+@njit(**_JIT)
+def _sq_split(lo, hi, w, oh, ol, rnd, sh, wide):
+    """The shifted vertical square sums v (as _sq_join; lo alone unless wide)
+    split into int16 rows oh = (v >> 16) - 32768, ol = (v & 0xFFFF) - 32768."""
+    _prefer512()
+    rn = np.uint32(rnd)
+    sf = np.uint32(sh)
+    sl = np.uint32(16 - sh)
+    m16 = np.uint32(0xFFFF)
+    s16 = np.uint32(16)
+    x8 = np.uint32(0x8000)
+    if wide:
+        for j in range(w):
+            v = np.uint32((np.uint32(hi[j]) << sl) + ((np.uint32(lo[j]) + rn) >> sf))
+            oh[j] = np.int16(np.int32((v >> s16) ^ x8))
+            ol[j] = np.int16(np.int32((v & m16) ^ x8))
+    else:
+        for j in range(w):
+            v = np.uint32(lo[j])
+            oh[j] = np.int16(np.int32((v >> s16) ^ x8))
+            ol[j] = np.int16(np.int32((v & m16) ^ x8))
+
+
+@njit(**_JIT)
+def _sq_merge(sh_, sl_, w, o):
+    """o = (hi_sum * 65536 + lo_sum + 2^15) >> 16 = hi_sum + ((lo_sum + 2^15)
+    >> 16) (uint32; the sum is at most 65536 (2^32 - 1))."""
+    _prefer512()
+    r15 = np.uint32(32768)
+    s16 = np.uint32(16)
+    for j in range(w):
+        o[j] = np.uint32(np.uint32(sh_[j]) + ((np.uint32(sl_[j]) + r15) >> s16))
+
+
+@njit(**_JIT)
+def _sq_join(lo, hi, w, o, rnd, sh):
+    """o (float64) = uint32((hi << (16 - sh)) + ((lo + rnd) >> sh))."""
+    _prefer512()
+    rn = np.uint32(rnd)
+    sf = np.uint32(sh)
+    sl = np.uint32(16 - sh)
+    for j in range(w):
+        o[j] = np.float64(np.uint32((np.uint32(hi[j]) << sl) + ((np.uint32(lo[j]) + rn) >> sf)))
+
+
 @njit(parallel=True, **_JIT)
-def vif_scale_sums(P, Q, h, w, taps, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
-                   vacc, vmu, vsq, hmu, hsq, out):
-    """VIF sums of one scale: P, Q are the padded ref and dis planes (``half``
-    mirrored rows above and below).  Scratch per chunk c: vacc (c, 5, w),
-    vmu (c, 2, w + 2 pad) uint32, vsq (c, 3, w + 2 pad) float64 with pad 8
-    at scale 0 and 4 after, hmu (c, 2, w) uint32, hsq (c, 3, w) float64.
-    ``coef``: the taps for the horizontal kernels (see _h_mu17).  out (h, 4)
-    int64 gets the per-row sums."""
-    nch = vacc.shape[0]
-    hf = taps.shape[0] // 2
-    pad = (vmu.shape[2] - w) // 2
+def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
+                   taps, wide, pad, nch, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
+                   do_sub, taps_n, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
+    """VIF sums of one scale: P, Q are the padded ref and dis planes (n // 2
+    mirrored rows above and below, and one more row below).  Scratch per
+    chunk c < nch (one row band each): ring (c, 8 or 5, n, w16) int32, tmp
+    (c, 2, w16) int32 (w16: w rounded up to 16), vmu (c, 2, w + 2 pad + 16)
+    uint32 (n < 9) or vm16 (c, 2, w + 2 pad + 96) int16 (n >= 9), vsq (c, 3,
+    w + 2 pad + 16) float64, hmu (c, 2, w + 32) uint32, hsq (c, 3, w)
+    float64.  ``coef``: the taps for the
+    horizontal kernels of scales 2 and 3 (see _h_mu9), ``taps`` all of them (int64), ``wide``
+    whether the products need their high 16 bits, ``pad`` the column padding
+    of vmu and vsq (8 at scale 0, 4 after).  out (h, 4) int64 gets the
+    per-row sums.
+
+    With ``do_sub`` the pass also does subsample() (taps_n, rnd_n, sh_n,
+    Pn, Qn; scratch sub_vrow (c, 2, w + 2 hf_n + 16) uint32 and sub_eo as
+    there): the next scale's vertical low-pass at the rows it keeps is taken
+    from the same ring (its window lies inside this scale's)."""
+    hf = n // 2
+    nn = taps_n.shape[0]
+    hfn = nn // 2
+    offn = hf - hfn
+    hn = h // 2
     for c in prange(nch):
-        acc = vacc[c]
+        rg = ring[c]
+        tl = tmp[c, 0]
+        th = tmp[c, 1]
         vm = vmu[c]
+        vh = vm16[c]
+        hq = hsq32[c]
         vs = vsq[c]
         hm = hmu[c]
         hs = hsq[c]
-        for i in range((c * h) // nch, ((c + 1) * h) // nch):
-            _vertical5(P, Q, i, taps, w, acc, vm, vs, pad, rnd_mu, sh_mu, rnd_sq, sh_sq)
-            for q in range(2):
-                _mirror_cols(vm[q], pad, w, hf)
-            for q in range(3):
-                _mirror_cols(vs[q], pad, w, hf)
-            if pad == 8:
+        i0 = (c * h) // nch
+        i1 = ((c + 1) * h) // nch
+        if i0 >= i1:
+            continue
+        for r in range(i0, i0 + n - 1):
+            _ring_row(P, Q, r, w, rg, wide)
+        e = pad + w
+        for i in range(i0, i1):
+            _ring_row(P, Q, i + n - 1, w, rg, wide)
+            t = i % n
+            if n >= 9:  # taps < 2^15: the horizontal mu with pmaddwd too
                 for q in range(2):
-                    _h_mu17(vm[q], coef, w, hm[q])
-                for q in range(3):
-                    _h_sq17(vs[q], coef, w, hs[q])
+                    _vr(n, rg, q, t, taps, w, vh[q][pad:], rnd_mu, sh_mu)
+                    _mirror_cols(vh[q], pad, w, hf)
+                    _h_mu_madd(vh[q], taps, w, hm[q])
             else:
                 for q in range(2):
-                    _h_mu9(vm[q], coef, w, hm[q])
+                    _vr(n, rg, q, t, taps, w, vm[q][pad:], rnd_mu, sh_mu)
+            if n >= 9:  # the squares in 16-bit halves, with pmaddwd
                 for q in range(3):
+                    _vr(n, rg, 2 + q, t, taps, w, tl, 0, 0)
+                    if wide:
+                        _vr(n, rg, 5 + q, t, taps, w, th, 0, 0)
+                    _sq_split(tl, th, w, vh[2][pad:], vh[3][pad:], rnd_sq, sh_sq, wide)
+                    _mirror_cols(vh[2], pad, w, hf)
+                    _mirror_cols(vh[3], pad, w, hf)
+                    _h_mu_madd(vh[2], taps, w, hm[2])
+                    _h_mu_madd(vh[3], taps, w, hm[3])
+                    _sq_merge(hm[2], hm[3], w, hq[q])
+                a, b, e2, d = _stat_row(hm[0], hm[1], hq[0], hq[1], hq[2], w, egl, tab,
+                                        use_fma, True)
+            else:
+                for q in range(3):
+                    _vr(n, rg, 2 + q, t, taps, w, tl, 0, 0)
+                    _vr(n, rg, 5 + q, t, taps, w, th, 0, 0)
+                    _sq_join(tl, th, w, vs[q][pad:e], rnd_sq, sh_sq)
+                    _mirror_cols(vs[q], pad, w, hf)
                     _h_sq9(vs[q], coef, w, hs[q])
-            a, b, e, d = _stat_row(hm[0], hm[1], hs[0], hs[1], hs[2], w, egl, tab, use_fma)
+                for q in range(2):
+                    _mirror_cols(vm[q], pad, w, hf)
+                    _h_mu9(vm[q], coef, w, hm[q])
+                a, b, e2, d = _stat_row(hm[0], hm[1], hs[0], hs[1], hs[2], w, egl, tab,
+                                        use_fma, False)
             out[i, 0] = a
             out[i, 1] = b
-            out[i, 2] = e
+            out[i, 2] = e2
             out[i, 3] = d
+            if do_sub and i % 2 == 0 and i // 2 < hn:
+                vr = sub_vrow[c]
+                for q in range(2):
+                    _vr(nn, rg, q, t + offn, taps_n, w, vr[q][hfn:], rnd_n, sh_n)
+                _sub_h(vr, hfn, w, sub_eo[c, 0], sub_eo[c, 1], taps_n,
+                       Pn[hfn + i // 2], Qn[hfn + i // 2])
+    if do_sub:
+        _mirror_rows(Pn, hfn, hn, w // 2)
+        _mirror_rows(Qn, hfn, hn, w // 2)
 
 
 @njit(**_JIT)
@@ -533,6 +830,27 @@ def _h2_even(e, o, taps, wn, out_r, out_d):
                     + f4 * np.uint64(ed[j + 2]) + r15) >> s16
 
 
+@njit(**_JIT)
+def _sub_h(vr, hf, w, e, o, taps, Pr, Qr):
+    """Horizontal part of the decimation of one row: vr (2, w + 2 hf + ...)
+    the vertically filtered ref and dis rows at columns hf .. hf + w - 1;
+    mirrors them, splits even and odd columns into e, o and filters the even
+    columns into Pr, Qr."""
+    wp = w + 2 * hf
+    _mirror_cols(vr[0], hf, w, hf)
+    _mirror_cols(vr[1], hf, w, hf)
+    for q in range(2):
+        x = vr[q]
+        eq = e[q]
+        oq = o[q]
+        for m in range(wp // 2):
+            eq[m] = x[2 * m]
+            oq[m] = x[2 * m + 1]
+        if wp % 2:
+            eq[wp // 2] = x[wp - 1]
+    _h2_even(e, o, taps, w // 2, Pr, Qr)
+
+
 @njit(parallel=True, **_JIT)
 def subsample(P, Q, h, w, half, taps, rnd, sh, Pn, Qn, half_n, vacc, vrow, eo):
     """Low-pass a scale (P, Q: padded by ``half`` rows) with ``taps`` (9, 5
@@ -546,7 +864,6 @@ def subsample(P, Q, h, w, half, taps, rnd, sh, Pn, Qn, half_n, vacc, vrow, eo):
     hn = h // 2
     wn = w // 2
     off = half - hf
-    wp = w + 2 * hf
     for c in prange(nch):
         am = vacc[c]
         vr = vrow[c]
@@ -569,18 +886,7 @@ def subsample(P, Q, h, w, half, taps, rnd, sh, Pn, Qn, half_n, vacc, vrow, eo):
             _v2_last(P[i + k], Q[i + k], P[i + n - 1 - k], Q[i + n - 1 - k],
                      np.uint32(taps[k]), w, am[0], am[1], vr[0][hf:hf + w], vr[1][hf:hf + w],
                      rnd, sh)
-            _mirror_cols(vr[0], hf, w, hf)
-            _mirror_cols(vr[1], hf, w, hf)
-            for q in range(2):
-                x = vr[q]
-                eq = e[q]
-                oq = o[q]
-                for m in range(wp // 2):
-                    eq[m] = x[2 * m]
-                    oq[m] = x[2 * m + 1]
-                if wp % 2:
-                    eq[wp // 2] = x[wp - 1]
-            _h2_even(e, o, taps, wn, Pn[half_n + i2], Qn[half_n + i2])
+            _sub_h(vr, hf, w, e, o, taps, Pn[half_n + i2], Qn[half_n + i2])
     _mirror_rows(Pn, half_n, hn, wn)
     _mirror_rows(Qn, half_n, hn, wn)
 
@@ -595,27 +901,39 @@ class _Scale:
         hf = HALF[s]
         self.half = hf
         dt = in_dtype if s == 0 else np.uint16
-        self.P = np.zeros((h + 2 * hf, w), dtype=dt)
-        self.Q = np.zeros((h + 2 * hf, w), dtype=dt)
+        # one more row: the ring pairs rows r, r + 1 (the last one's weight is 0)
+        self.P = np.zeros((h + 2 * hf + 1, w), dtype=dt)
+        self.Q = np.zeros((h + 2 * hf + 1, w), dtype=dt)
         nch = max(1, min(chunks, h))
-        # 8-bit scale 0 sums fit libvmaf's 32-bit accumulators; the others
-        # need 64 bits for the squares
-        acc_dt = np.uint32 if dt == np.uint8 else np.uint64
-        self.vacc = np.zeros((nch, 5, w), dtype=acc_dt)
         pad = 8 if s == 0 else 4  # what the horizontal kernels read
-        self.vmu = np.zeros((nch, 2, w + 2 * pad), dtype=np.uint32)
-        self.vsq = np.zeros((nch, 3, w + 2 * pad), dtype=np.float64)
-        self.hmu = np.zeros((nch, 2, w), dtype=np.uint32)
+        self.pad = pad
+        # room for the vertical kernels' 16-wide stores
+        self.vmu = np.zeros((nch, 2, w + 2 * pad + LANES), dtype=np.uint32)
+        self.vsq = np.zeros((nch, 3, w + 2 * pad + LANES), dtype=np.float64)
+        # int16 rows of the vertical mu1, mu2 and of a square's high and low
+        # halves, with room for the pmaddwd kernels' reads
+        self.vm16 = np.zeros((nch, 4, w + 2 * pad + 6 * LANES), dtype=np.int16)
+        # horizontal mu1, mu2 and a square's high and low half sums
+        self.hmu = np.zeros((nch, 4, w + 2 * LANES), dtype=np.uint32)
+        self.hsq32 = np.zeros((nch, 3, w + 2 * LANES), dtype=np.uint32)
         self.hsq = np.zeros((nch, 3, w), dtype=np.float64)
         taps = FILTERS[s]
         nc = 9 if s == 0 else 5
         self.coef = np.zeros(nc, dtype=np.uint32)
         self.coef[nc - 1 - hf:] = taps[:hf + 1]
         self.rows = np.zeros((h, 4), dtype=np.int64)
+        n = len(taps)
+        self.wide = not (s == 0 and dt == np.uint8)
+        wp = -(-w // LANES) * LANES
+        self.ring = np.zeros((nch, 8 if self.wide else 5, n, wp), dtype=np.int32)
+        self.tmp = np.zeros((nch, 2, wp), dtype=np.int32)
+        self.taps = taps.astype(np.int64)
+        self.sub_dummy = np.zeros((1, 1, 1, 1), dtype=np.uint32)
         if s < 3:
             hn = HALF[s + 1]
             self.sub_vacc = np.zeros((nch, 2, w), dtype=np.uint32)
-            self.sub_vrow = np.zeros((nch, 2, w + 2 * hn), dtype=np.uint32)
+            self.sub_vrow = np.zeros((nch, 2, w + 2 * hn + LANES), dtype=np.uint32)
+            self.taps_n = FILTERS[s + 1].astype(np.int64)
             self.sub_eo = np.zeros((nch, 2, 2, (w + 2 * hn + 1) // 2), dtype=np.uint32)
 
 
@@ -655,15 +973,16 @@ class VIF(FeatureExtractor):
             raise ValueError(f"vif needs frames of at least {MIN_SIZE}x{MIN_SIZE}, "
                              f"got {fmt.width}x{fmt.height}")
         self._bpc = fmt.bitdepth
-        chunks = 8
+        chunks = max(1, numba.config.NUMBA_NUM_THREADS)  # one row band per thread
         self._scales = []
         w, h = fmt.width, fmt.height
         for s in range(4):
             self._scales.append(_Scale(s, w, h, fmt.dtype, chunks))
             w, h = w // 2, h // 2
 
-    def _sums(self, sc, bpc):
-        """Per-scale integer sums (num_log, den_log, non_log_num, non_log_den)."""
+    def _sums(self, sc, bpc, nx=None):
+        """Per-scale integer sums (num_log, den_log, non_log_num, non_log_den);
+        with nx (the next scale) also its planes."""
         if sc.s == 0:
             rnd_mu, sh_mu = 1 << (bpc - 1), bpc
             sh_sq = 2 * (bpc - 8)
@@ -671,9 +990,17 @@ class VIF(FeatureExtractor):
         else:
             rnd_mu, sh_mu, rnd_sq, sh_sq = 32768, 16, 32768, 16
         o = self.options
-        vif_scale_sums(sc.P, sc.Q, sc.h, sc.w, FILTERS[sc.s], sc.coef, rnd_mu, sh_mu, rnd_sq, sh_sq,
-                       float(o["vif_enhn_gain_limit"]), LOG2, bool(self.fma),
-                       sc.vacc, sc.vmu, sc.vsq, sc.hmu, sc.hsq, sc.rows)
+        # one row band per thread (each band primes its ring with n - 1 rows)
+        nch = max(1, min(numba.get_num_threads(), len(sc.ring), sc.h // 8))
+        if nx is None:
+            tn, pn, qn, vr, eo = _NO_TAPS, sc.P, sc.Q, sc.sub_dummy[0], sc.sub_dummy
+        else:
+            tn, pn, qn, vr, eo = sc.taps_n, nx.P, nx.Q, sc.sub_vrow, sc.sub_eo
+        vif_scale_sums(sc.P, sc.Q, sc.h, sc.w, len(FILTERS[sc.s]), sc.coef, rnd_mu, sh_mu,
+                       rnd_sq, sh_sq, float(o["vif_enhn_gain_limit"]), LOG2, bool(self.fma),
+                       sc.taps, sc.wide, sc.pad, nch, sc.ring, sc.tmp, sc.vmu, sc.vm16, sc.vsq,
+                       sc.hmu, sc.hsq, sc.hsq32, sc.rows, nx is not None, tn, rnd_mu, sh_mu,
+                       pn, qn, vr, eo)
         return tuple(int(v) for v in sc.rows.sum(axis=0))
 
     def integer_sums(self, ref_y, dis_y):
@@ -682,10 +1009,15 @@ class VIF(FeatureExtractor):
         skip0 = bool(self.options["vif_skip_scale0"])
         out = []
         sc = self._scales[0]
-        pad_rows(ref_y, sc.P, sc.half)
-        pad_rows(dis_y, sc.Q, sc.half)
+        nch = max(1, min(numba.get_num_threads(), len(sc.ring)))
+        pad_rows2(ref_y, dis_y, sc.P, sc.Q, sc.half, nch)
         for s, sc in enumerate(self._scales):
-            out.append(None if (s == 0 and skip0) else self._sums(sc, bpc))
+            nx = self._scales[s + 1] if s < 3 else None
+            if not (s == 0 and skip0):
+                # the decimation into the next scale is fused into the pass
+                out.append(self._sums(sc, bpc, nx))
+                continue
+            out.append(None)
             if s < 3:
                 nx = self._scales[s + 1]
                 rnd, sh = ((1 << (bpc - 1)), bpc) if s == 0 else (32768, 16)

@@ -305,6 +305,12 @@ class _SvmModel:
             o.update(overrides.get(ext, {}))
             self.features.append(ModelFeature(name, ext, feat, o, float(slopes[i + 1]),
                                               float(intercepts[i + 1]), approx))
+        # a model that uses no AIM output (every v0 model) lets ADM skip the AIM
+        # half of its work; adm2 and the scales are unchanged
+        adm = [f for f in self.features if f.extractor == "adm"]
+        if adm and not any(f.feature in ("aim", "adm3") for f in adm):
+            for f in adm:
+                f.options.setdefault("adm_skip_aim", True)
         self._fslope = np.array([f.slope for f in self.features])
         self._fintercept = np.array([f.intercept for f in self.features])
 
