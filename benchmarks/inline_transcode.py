@@ -40,8 +40,8 @@ def main():
     vqa += ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out]
     model = c.esc("version=" + a.model)
     lv_inline = [ff, "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out, "-dec", "0:0",
-                 "-filter_complex", f"[dec:0][0:v]libvmaf=model={model}:n_threads={threads}",
-                 "-f", "null", "-"]
+                 "-filter_complex", f"[dec:0][0:v]libvmaf=model={model}:n_threads={threads}[vm]",
+                 "-map", "[vm]", "-f", "null", "-"]
     lv_pass = [ff, "-hide_banner", "-nostdin", "-i", out, "-i", src, "-lavfi",
                f"[0:v][1:v]libvmaf=model={model}:n_threads={threads}", "-f", "null", "-"]
     print(f"source: {src.name}, {c.frames_of(src)} frames, libx264 -preset {a.preset}, {threads} threads")
