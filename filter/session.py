@@ -342,6 +342,17 @@ class _Consumer(threading.Thread):
                 self.ledger.record(r)
 
 
+def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux; 64 KiB by default): a 1080p pair is
+    6 MB, and fewer, larger writes mean fewer wake-ups of ffmpeg and of the
+    reader.  Best effort: the system limit may refuse it."""
+    import fcntl
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except OSError:
+        pass
+
+
 def _lower_priority(niceness: int = 10) -> None:
     """Make the calling thread (and the kernel threads it starts later) yield
     the CPU to ffmpeg: in a live session scoring takes what the encoder
@@ -566,6 +577,7 @@ class Session:
         pipes: List[Tuple[int, int, int, int]] = []
         for _ in plans:
             fr, fw = os.pipe()
+            _grow_pipe(fw)
             sr, sw = os.pipe()
             pipes.append((fr, fw, sr, sw))
             fds_to_pass += [fw, sw]
