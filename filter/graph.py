@@ -98,7 +98,13 @@ class CompareBuild:
         (frames_fd, stats_fd), = pipes
         w, h = self.ref_info.width, self.ref_info.height
         ref_in = ffmpeg_python.input(self.reference)
-        dis_in = ffmpeg_python.input(self.distorted)
+        dis_url = self.distorted
+        if dis_url == self.reference:
+            # ffmpeg-python would merge two identical inputs into one node (and
+            # then fail on the two splits): name the same file another way
+            dis_url = ("file:" + os.path.abspath(dis_url) if os.path.exists(dis_url)
+                       else dis_url + ("&" if "?" in dis_url else "?"))
+        dis_in = ffmpeg_python.input(dis_url)
         ref = ref_in["v:0"].filter("setpts", "PTS-STARTPTS")
         dis = dis_in["v:0"].filter("setpts", "PTS-STARTPTS")
         ref_split = ref.filter_multi_output("split", 2)

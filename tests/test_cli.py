@@ -134,3 +134,14 @@ def test_ctrl_c_keeps_scores_and_leaves_no_ffmpeg(tmp_path):
     assert report["complete"] is False and report["frames"] == n
     ps = subprocess.run(["pgrep", "-f", str(tmp_path / "o.mp4")], capture_output=True, text=True)
     assert ps.stdout.strip() == ""
+
+
+def test_compare_a_file_with_itself(pair):
+    """The same file on both sides (a sanity check users do): capped PSNR, SSIM 1."""
+    t, ref, _ = pair
+    log = t / "self.jsonl"
+    r = vqa("compare", "--metrics", "psnr,ssim", "--log", log, ref, ref)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(recs) == 15
+    assert all(x["psnr_y"] == 60.0 and x["ssim"] == 1.0 for x in recs)
