@@ -100,30 +100,34 @@ class CompareBuild:
         ref_in = ffmpeg_python.input(self.reference)
         dis_url = self.distorted
         if dis_url == self.reference:
-            # ffmpeg-python would merge two identical inputs into one node (and
-            # then fail on the two splits): name the same file another way
-            dis_url = ("file:" + os.path.abspath(dis_url) if os.path.exists(dis_url)
-                       else dis_url + ("&" if "?" in dis_url else "?"))
+            # ffmpeg-python would merge two identical inputs into one node:
+            # name the same file another way
+            dis_url = _other_name(dis_url) or dis_url + ("&" if "?" in dis_url else "?")
         dis_in = ffmpeg_python.input(dis_url)
         ref = ref_in["v:0"].filter("setpts", "PTS-STARTPTS")
         dis = dis_in["v:0"].filter("setpts", "PTS-STARTPTS")
-        ref_split = ref.filter_multi_output("split", 2)
-        dis_split = dis.filter_multi_output("split", 2)
-        r, rc = ref_split[0], ref_split[1]
-        d, dc = dis_split[0], dis_split[1]
-        d = d.filter("scale", w, h, flags=self.scale_algo).filter("format", self.pair_fmt)
-        r = r.filter("format", self.pair_fmt)
+        d = dis.filter("scale", w, h, flags=self.scale_algo).filter("format", self.pair_fmt)
+        r = ref.filter("format", self.pair_fmt)
         pair = ffmpeg_python.filter([d, r], "xstack", inputs=2, layout=_stack_layout(h),
                                     fill="black", shortest=1)
         out_pair = pair.output(f"pipe:{frames_fd}", format="yuv4mpegpipe", strict="-1",
                                fps_mode="passthrough", stats_enc_pre=f"pipe:{stats_fd}",
                                stats_enc_pre_fmt="{n} {t}")
-        # frame counters: every frame of each input, to tell what was left out
-        out_rc = rc.output("-", format="null", stats_enc_pre=self._count_file("ref"),
-                           stats_enc_pre_fmt="{n}")
-        out_dc = dc.output("-", format="null", stats_enc_pre=self._count_file("dis"),
-                           stats_enc_pre_fmt="{n}")
-        merged = ffmpeg_python.merge_outputs(out_pair, out_rc, out_dc).global_args(
+        # frame counters, to tell what was left out: each file demuxed once more
+        # and its video packets counted through a stream copy (no decoding).
+        # (Counting decoded frames off a split of the scored path made ffmpeg
+        # queue every frame the pair path had not taken yet: memory grew with
+        # the clip.)  Local files only: a URL is not read twice.
+        self._same = self.distorted == self.reference
+        outs = [out_pair]
+        for which, url in (("ref", self.reference), ("dis", self.distorted)):
+            alt = _other_name(url)
+            if alt is None or (which == "dis" and self._same):
+                continue
+            # framecrc: a line per packet (stream copies write no -stats_mux_pre)
+            outs.append(ffmpeg_python.input(alt)["v:0"].output(
+                self._count_file(which), format="framecrc", c="copy"))
+        merged = ffmpeg_python.merge_outputs(*outs).global_args(
             "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warning",
             "-progress", f"pipe:{progress_fd}")
         return merged.compile(cmd=self.ff.path)
@@ -131,13 +135,13 @@ class CompareBuild:
     def _count(self, which: str) -> Optional[int]:
         try:
             with open(self._count_file(which)) as f:
-                lines = [ln for ln in f.read().split() if ln.strip()]
-            return len(lines)
+                return sum(1 for ln in f if ln.strip() and not ln.startswith("#"))
         except OSError:
             return None
 
     def finish_notes(self) -> List[str]:
-        nr, nd = self._count("ref"), self._count("dis")
+        nr = self._count("ref")
+        nd = nr if getattr(self, "_same", False) else self._count("dis")
         out = []
         if nr is not None and nd is not None and nr != nd:
             longer, extra = ("reference", nr - nd) if nr > nd else ("distorted", nd - nr)
@@ -146,6 +150,14 @@ class CompareBuild:
                        f"{min(nr, nd)}-frame overlap; {extra} frame{'s' if extra != 1 else ''} at the end "
                        f"of the {longer} ({path}) left out")
         return out
+
+
+def _other_name(url: str) -> Optional[str]:
+    """Another name for a local file (``file:/abs/path``), so that ffmpeg-python
+    keeps a second input of it apart; None for URLs and missing paths."""
+    if not os.path.exists(url):
+        return None
+    return "file:" + os.path.abspath(url)
 
 
 def build_compare(ff: Ffmpeg, reference: str, distorted: str, opts, tmp: str) -> CompareBuild:
