@@ -17,7 +17,7 @@ subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lav
                 "mandelbrot=size=640x360:rate=25,trim=duration=2", "-pix_fmt", "yuv420p", src],
                check=True)
 log = os.path.join(tmp, "scores.jsonl")
-rc = main(["--metrics", "psnr,ssim", "--log", log, "ffmpeg", "-hide_banner", "-loglevel", "warning",
+rc = main(["--metrics", "vmaf,psnr,ssim", "--log", log, "ffmpeg", "-hide_banner", "-loglevel", "warning",
            "-y", "-i", src, "-c:v", "libx264", "-preset", "fast", "-crf", "28",
            os.path.join(tmp, "out.mp4")])
 print(f"per-frame scores in {log}:")

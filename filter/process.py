@@ -178,11 +178,20 @@ class FfmpegProcess:
         """The most telling stderr line, for a one-line error."""
         lines = [_strip_level(x).strip() for x in self.tail]
         lines = [x for x in lines if x and not x.startswith(("frame=", "Press [q]"))]
-        for pat in (r"[Ee]rror", r"[Ii]nvalid", r"[Uu]nrecognized", r"[Nn]o such", r"not found",
-                    r"[Ff]ailed"):
-            for ln in reversed(lines):
-                if re.search(pat, ln) and "Conversion failed" not in ln:
-                    return ln
+        # ffmpeg's scheduler echoes a failure up every thread ("Task finished with
+        # error code", "Terminating thread", "Could not open encoder before EOF",
+        # "Nothing was written"...): the cause is the first specific line
+        generic = re.compile(r"Task finished with error code|Terminating thread|Conversion failed|"
+                             r"Nothing was written|Error while opening encoder|"
+                             r"Could not open encoder before EOF|Error sending frames to consumers|"
+                             r"Error while filtering|Error marking filters as finished")
+        specific = [x for x in lines if not generic.search(x)]
+        for pool in (specific, lines):
+            for pat in (r"[Ee]rror", r"[Ii]nvalid", r"[Uu]nrecognized", r"[Nn]o such", r"not found",
+                        r"[Ff]ailed"):
+                for ln in pool:
+                    if re.search(pat, ln):
+                        return ln
         return lines[-1] if lines else ""
 
 
