@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 import ffmpeg as ffmpeg_python
+from vqa_core import FrameFormat
 
 from .argv import Command, OutputFile, graph_outputs, spec_matches
 from .errors import ProbeError, UsageError
 from .ffmpeg import Ffmpeg, MediaInfo, StreamInfo, probe, require_video
-from .pixfmt import pair_format_for
+
+from .pixfmt import frame_bytes, pair_format_for, parse_y4m_header
 
 SCALE_ALGOS = ("bicubic", "bilinear", "lanczos", "spline", "neighbor", "area", "gauss",
                "sinc", "fast_bilinear", "bicublin", "experimental")
@@ -139,6 +141,15 @@ class CompareBuild:
         except OSError:
             return None
 
+    def truncated_y4m(self) -> Optional[Tuple[str, str]]:
+        """(which file, why) when a y4m input ends in the middle of a frame:
+        ffmpeg drops such a frame without a word."""
+        for what, path in (("reference", self.reference), ("distorted", self.distorted)):
+            why = _y4m_tail(path)
+            if why:
+                return f"{what} {path}", why
+        return None
+
     def finish_notes(self) -> List[str]:
         nr = self._count("ref")
         nd = nr if getattr(self, "_same", False) else self._count("dis")
@@ -150,6 +161,28 @@ class CompareBuild:
                        f"{min(nr, nd)}-frame overlap; {extra} frame{'s' if extra != 1 else ''} at the end "
                        f"of the {longer} ({path}) left out")
         return out
+
+
+def _y4m_tail(path: str) -> Optional[str]:
+    """Why a local .y4m file is cut short, or None.  Frames written by ffmpeg
+    carry no parameters ("FRAME\\n"), so whole frames fill the file exactly."""
+    if not path.lower().endswith(".y4m") or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            header = f.readline(4096)
+            w, h, chroma, depth, _ = parse_y4m_header(header)
+            fb = frame_bytes(FrameFormat(w, h, chroma, depth)) + 6
+            size = os.fstat(f.fileno()).st_size - len(header)
+            f.seek(len(header))
+            if f.read(6) != b"FRAME\n":
+                return None  # frame parameters: sizes vary, cannot tell
+    except (OSError, ValueError):
+        return None
+    extra = size % fb
+    if extra:
+        return f"its last frame has {extra - 6 if extra > 6 else 0} of {fb - 6} bytes"
+    return None
 
 
 def _other_name(url: str) -> Optional[str]:

@@ -83,6 +83,8 @@ class FfmpegProcess:
         self.relay = relay
         self.progress = Progress()
         self.tail: Deque[str] = deque(maxlen=40)
+        #: the first stderr line saying that an input is truncated or damaged
+        self.damage: Optional[str] = None
         self._writer = writer or (lambda s: (sys.stderr.write(s), sys.stderr.flush()))
         self._on_line = on_line
         try:
@@ -114,10 +116,17 @@ class FfmpegProcess:
         if buf:
             self._line(buf.decode("utf-8", "replace"))
 
+    #: ffmpeg's words for an input that ends early or is damaged
+    DAMAGE = re.compile(r"partial file|corrupt input packet|Packet corrupt|Truncat|"
+                        r"[Ii]nvalid data found when processing input|[Ii]ncomplete frame|"
+                        r"[Uu]nexpected end of file|End of file reached prematurely")
+
     def _line(self, line: str) -> None:
         if not line.strip():
             return
         self.tail.append(line)
+        if self.damage is None and self.DAMAGE.search(line):
+            self.damage = _strip_level(line).strip()
         if self._on_line:
             self._on_line(line)
         if self.relay == "all":

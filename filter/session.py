@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import tempfile
@@ -474,6 +475,23 @@ class Session:
         return {"streams": streams, "encoder": enc}
 
     # ------------------------------------------------------------ building
+    def _damage(self, line: str) -> Tuple[str, str]:
+        """(which file, ffmpeg's words without its tags) for a damage line."""
+        return self._damaged_input(line), re.sub(r"^(\[[^\]]*\] ?)+", "", line)
+
+    def _damaged_input(self, line: str) -> str:
+        """Which file an ffmpeg complaint is about, from its ``[in#N/...]`` tag."""
+        m = re.search(r"\[in#(\d+)", line)
+        cmd = getattr(self, "command", None) or []
+        urls = [cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a == "-i"]
+        if m and int(m.group(1)) < len(urls):
+            url = urls[int(m.group(1))]
+            for what, path in (("distorted", self.distorted), ("reference", self.reference)):
+                if path and (url == path or url == "file:" + os.path.abspath(path)):
+                    return f"{what} {path}"
+            return url
+        return "an input"
+
     def _start_warm_up(self, built) -> None:
         """Load the run's kernels while ffmpeg starts; say so when they have
         to be compiled (the first run after install)."""
@@ -709,6 +727,9 @@ class Session:
             why = proc.error_summary()
             if rc < 0:
                 error = f"ffmpeg was {exit_status_text(rc)}" + (f": {why}" if why and self.mode == "compare" else "")
+            elif self.mode == "compare" and proc.damage:
+                where, what = self._damage(proc.damage)
+                error = f"{where} is truncated or damaged ({what}); ffmpeg stopped ({exit_status_text(rc)})"
             else:
                 error = f"ffmpeg failed ({exit_status_text(rc)})" + (f": {why}" if why else "")
             if self.mode == "transcode":
@@ -724,6 +745,10 @@ class Session:
         if self.mode == "compare" and error is None:
             for w in built.finish_notes():
                 self.note(w)
+            damage = (self._damage(proc.damage) if proc.damage else None) or built.truncated_y4m()
+            if damage:  # ffmpeg went on, but an input ended early or is damaged
+                error = f"{damage[0]} is truncated or damaged ({damage[1]})"
+                exit_code, exc_cls = 1, StreamError
         scored = sum(r.frames_scored for r in stream_results)
         if error and scored:
             error += f" ({scored} frame{'s' if scored != 1 else ''} scored before it)"

@@ -118,20 +118,33 @@ def test_ffmpeg_killed_mid_stream(tmp_path):
 
 
 def test_truncated_input(tmp_path):
-    """A reference y4m cut in the middle of a frame: the whole frames before
-    the cut are scored, ffmpeg's complaint reaches the user, nothing hangs."""
+    """A reference y4m cut in the middle of a frame (ffmpeg drops that frame
+    silently) and an mp4 cut in half (ffmpeg complains and goes on): the whole
+    frames before the cut are scored and kept, then one line names the file
+    and the cause, exit 1, no hang."""
     s = make_clip(tmp_path / "s.y4m", size="320x240", duration=0.4)
     data = s.read_bytes()
     frame = 320 * 240 * 3 // 2
     cut = tmp_path / "cut.y4m"
     cut.write_bytes(data[: len(data) - frame // 2])
     dis = encode(s, tmp_path / "d.mp4", ["-c:v", "libx264", "-crf", "30"])
-    log = tmp_path / "l.jsonl"
-    r = vqa("compare", "--metrics", "psnr", "--log", log, cut, dis, timeout=120)
-    assert "Traceback" not in r.stderr
-    assert r.returncode == 0, r.stderr
+    log, rep = tmp_path / "l.jsonl", tmp_path / "r.json"
+    r = vqa("compare", "--metrics", "psnr", "--log", log, "--report", rep, cut, dis, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("vqa: error")]
+    assert len(err) == 1 and f"reference {cut} is truncated" in err[0], r.stderr
     assert len(records(log)) == 9
-    assert "9 frames" in r.stderr or "warning" in r.stderr.lower()
+    assert json.loads(rep.read_text())["complete"] is False
+
+    s2 = make_clip(tmp_path / "s2.y4m", size="320x240", duration=2.0)
+    fs = encode(s2, tmp_path / "fs.mp4", ["-c:v", "libx264", "-crf", "30", "-movflags", "+faststart"])
+    half = tmp_path / "half.mp4"
+    half.write_bytes(fs.read_bytes()[: fs.stat().st_size * 2 // 3])
+    r = vqa("compare", "--metrics", "psnr", "--log", log, s2, half, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("vqa: error")]
+    assert len(err) == 1 and f"distorted {half} is truncated or damaged" in err[0], r.stderr
+    assert 0 < len(records(log)) < 50
 
 
 @pytest.mark.parametrize("size,pix", [("320x240", "yuv420p10le"), ("321x241", "yuv420p"),
