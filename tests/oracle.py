@@ -243,3 +243,34 @@ def run_vqa(*args, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the vqa command (this checkout's) and capture its output."""
     return subprocess.run([*VQA, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
+
+
+
+def assert_close(ours, theirs, label, keys, tol):
+    """Per-frame max |ours - theirs| of ``keys`` below ``tol`` (printed with -s)."""
+    assert len(ours) == len(theirs) and theirs
+    worst = {}
+    for a, b in zip(ours, theirs):
+        assert set(keys) <= set(b), (label, sorted(b))
+        for k in keys:
+            worst[k] = max(worst.get(k, 0.0), abs(a[k] - b[k]))
+    print(f"\n{label}: max |diff| " + " ".join(f"{k}={v:.1e}" for k, v in worst.items()))
+    for k, v in worst.items():
+        assert v < tol, (label, k, v)
+
+
+def x264_pair(d: Path, tag: str, size: str, pix: str, crf: int = 30, half: bool = False,
+              frames: float = 0.2):
+    """A natural source and its x264 encode decoded back to y4m (``half``:
+    encoded at half size and scaled back with bicubic)."""
+    src = make_clip(d / f"src{tag}.y4m", "natural", size, duration=frames, pix_fmt=pix)
+    enc = d / f"enc{tag}.mp4"
+    args = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", str(crf), "-pix_fmt", pix]
+    if half:
+        w, h = (int(v) for v in size.split("x"))
+        encode(src, enc, ["-vf", f"scale={w // 2}:{h // 2}:flags=bicubic", *args])
+        dis = decode_y4m(enc, d / f"dis{tag}.y4m", pix_fmt=pix, size=size, scale_flags="bicubic")
+    else:
+        encode(src, enc, args)
+        dis = decode_y4m(enc, d / f"dis{tag}.y4m", pix_fmt=pix)
+    return src, dis

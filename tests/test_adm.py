@@ -446,29 +446,10 @@ def our_values(ref, dis, **opts):
 
 
 def assert_close(ours, theirs, label):
-    assert len(ours) == len(theirs) and theirs
-    worst = {}
-    for a, b in zip(ours, theirs):
-        assert set(OUTPUTS) <= set(b), (label, sorted(b))
-        for k in OUTPUTS:
-            worst[k] = max(worst.get(k, 0.0), abs(a[k] - b[k]))
-    print(f"\n{label}: max |diff| " + " ".join(f"{k}={v:.1e}" for k, v in worst.items()))
-    for k, v in worst.items():
-        assert v < TOL, (label, k, v)
+    o.assert_close(ours, theirs, label, OUTPUTS, TOL)
 
 
-def _pair(d, tag, size, pix, crf=30, half=False, frames=0.2):
-    src = o.make_clip(d / f"src{tag}.y4m", "natural", size, duration=frames, pix_fmt=pix)
-    enc = d / f"enc{tag}.mp4"
-    args = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", str(crf), "-pix_fmt", pix]
-    if half:
-        w, h = (int(v) for v in size.split("x"))
-        o.encode(src, enc, ["-vf", f"scale={w // 2}:{h // 2}:flags=bicubic", *args])
-        dis = o.decode_y4m(enc, d / f"dis{tag}.y4m", pix_fmt=pix, size=size, scale_flags="bicubic")
-    else:
-        o.encode(src, enc, args)
-        dis = o.decode_y4m(enc, d / f"dis{tag}.y4m", pix_fmt=pix)
-    return src, dis
+_pair = o.x264_pair
 
 
 @pytest.fixture(scope="module")
