@@ -274,3 +274,16 @@ def x264_pair(d: Path, tag: str, size: str, pix: str, crf: int = 30, half: bool 
         encode(src, enc, args)
         dis = decode_y4m(enc, d / f"dis{tag}.y4m", pix_fmt=pix)
     return src, dis
+
+
+
+def standard_pairs(d: Path) -> dict:
+    """The oracle tests' pairs: name -> (source, distorted, folder)."""
+    return {
+        "8": (*x264_pair(d, "8", "320x240", "yuv420p"), d),
+        "10": (*x264_pair(d, "10", "320x240", "yuv420p10le"), d),
+        "12": (*x264_pair(d, "12", "176x144", "yuv420p12le"), d),
+        "odd": (*x264_pair(d, "odd", "181x97", "yuv444p"), d),
+        "half": (*x264_pair(d, "half", "320x240", "yuv420p", half=True), d),
+        "small": (*x264_pair(d, "small", "64x36", "yuv420p", crf=36), d),
+    }

@@ -320,20 +320,9 @@ def assert_close(ours, theirs, label, keys=SCALES, tol=TOL):
     o.assert_close(ours, theirs, label, keys, tol)
 
 
-_pair = o.x264_pair
-
-
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("vif")
-    return {
-        "8": (*_pair(d, "8", "320x240", "yuv420p"), d),
-        "10": (*_pair(d, "10", "320x240", "yuv420p10le"), d),
-        "12": (*_pair(d, "12", "176x144", "yuv420p12le"), d),
-        "odd": (*_pair(d, "odd", "181x97", "yuv444p"), d),
-        "half": (*_pair(d, "half", "320x240", "yuv420p", half=True), d),
-        "small": (*_pair(d, "small", "64x36", "yuv420p", crf=36), d),
-    }
+    return o.standard_pairs(tmp_path_factory.mktemp("vif"))
 
 
 @pytest.mark.parametrize("case", ["8", "10", "12", "odd", "half", "small"])
