@@ -10,52 +10,16 @@ session can call it in a thread while ffmpeg starts.
 """
 from __future__ import annotations
 
-import importlib
-import os
-from typing import Iterable, List, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .engine import EXTRACTOR_METRICS, Scorer
 from .features.base import FrameFormat
-from .features.registry import get_extractor
 
 #: big enough for every extractor's minimum size (CAMBI's 216-pixel encode
 #: size, SpEED's 80x80 chroma after a 0.5 prescale), small enough to be quick
 WARM_SIZE = (480, 360)
-
-
-def _extractor_names(metrics: Sequence[str], models: Sequence[object]) -> List[str]:
-    names = [EXTRACTOR_METRICS[m] for m in metrics if m in EXTRACTOR_METRICS]
-    for model in models:
-        names += [n for n, _ in model.extractors()]
-    return sorted(set(names))
-
-
-def kernel_modules(metrics: Sequence[str], models: Sequence[object]) -> List[str]:
-    return sorted({get_extractor(n).__module__ for n in _extractor_names(metrics, models)})
-
-
-def _dispatchers(module: str) -> Iterable:
-    from numba.core.registry import CPUDispatcher
-    mod = importlib.import_module(module)
-    for v in vars(mod).values():
-        if isinstance(v, CPUDispatcher) and getattr(v, "_cache", None) is not None:
-            yield v
-
-
-def cache_is_cold(metrics: Sequence[str], models: Sequence[object]) -> bool:
-    """True when some kernel of the run has no cache entry yet (the first run
-    after install, or after an upgrade): the run will compile first."""
-    for module in kernel_modules(metrics, models):
-        for d in _dispatchers(module):
-            try:
-                index = d._cache._cache_file._index_path
-            except AttributeError:  # another Numba's internals: assume warm
-                return False
-            if not os.path.exists(index):
-                return True
-    return False
 
 
 def warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
