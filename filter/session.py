@@ -106,16 +106,8 @@ def resolve_metrics(metrics: Sequence[str], models: Sequence[object]):
         if not isinstance(spec, str):
             loaded.append(spec)
             continue
-        prefix = None
-        if len(specs) > 1:
-            from vqa_core.models import parse_model_spec
-            target, _ = parse_model_spec(spec)
-            prefix = os.path.splitext(os.path.basename(target))[0] if (
-                target.endswith(".json") or os.sep in target) else target
-            if prefix.startswith(("version=", "path=")):
-                prefix = prefix.split("=", 1)[1]
         try:
-            loaded.append(load_model_spec(spec, output_prefix=prefix))
+            loaded.append(load_model_spec(spec, key_by_name=len(specs) > 1))
         except (ValueError, KeyError) as e:
             raise UsageError(f"--model {spec}: {e.args[0] if e.args else e}") from None
     keys: Dict[str, str] = {}
@@ -837,8 +829,11 @@ class Session:
     def _show_progress(self, last: Dict[str, dict], start: float) -> None:
         """The progress line (a bar on a terminal): frames scored, rate, ETA
         when the frame count is known, ffmpeg's speed, the latest score."""
-        if self.opts.quiet or not self.opts.progress:
+        now = time.monotonic()
+        # called after every record: gather the figures at most four times a second
+        if self.opts.quiet or not self.opts.progress or now - self._last_progress < 0.25:
             return
+        self._last_progress = now
         done = sum(c.result.frames_scored for c in getattr(self, "_consumers", ()))
         skipped = 0
         for c in getattr(self, "_consumers", ()):

@@ -54,6 +54,10 @@ class Scorer:
         self._model_keys: List[List[Key]] = []
         for model in self.models:
             self._model_keys.append([self._instance(n, o) for n, o in model.extractors()])
+        # --features: outputs not to show per instance (an ADM told to skip AIM,
+        # as for the v0 models, has no real aim / adm3)
+        self._hidden = {k: (("aim", "adm3") if dict(k[1]).get("adm_skip_aim") else ())
+                        for k in self._instances}
         self._pending: Dict[int, Dict[Key, Dict[str, float]]] = {}
         self._pts: Dict[int, Optional[float]] = {}
         self._order: Deque[int] = deque()  # pushed indices not yet emitted
@@ -141,8 +145,7 @@ class Scorer:
             rec.update(model.predict(feats))
             if self.with_features:
                 for k in keys:
-                    # a model that skips AIM (v0) has no real aim / adm3 to show
-                    hide = ("aim", "adm3") if dict(k[1]).get("adm_skip_aim") else ()
+                    hide = self._hidden[k]
                     for fname, v in vals.get(k, {}).items():
                         if fname not in hide:
                             rec.setdefault(fname, v)

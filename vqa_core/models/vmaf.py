@@ -743,15 +743,18 @@ def parse_model_spec(spec: str) -> Tuple[str, Dict[str, object]]:
     return head, opts
 
 
-def load_model_spec(spec: str, output_prefix: Optional[str] = None) -> VmafModel:
+def load_model_spec(spec: str, key_by_name: bool = False) -> VmafModel:
     """Load a model from a ``NAME|PATH[:option=value...]`` spec (the CLI's
-    ``--model``).  ``output_prefix`` is the record key unless the spec sets
-    ``name=``; by default ``vmaf``."""
+    ``--model``).  The record key is the spec's ``name=``, else the model's
+    name (built-in name or file stem) with ``key_by_name`` (several models in
+    one run), else ``vmaf``."""
     target, opts = parse_model_spec(spec)
     key = opts.pop("name", None)
     kw = {k: opts.pop(k) for k in _SPEC_FLAGS if k in opts}
     for k, v in kw.items():
         if not isinstance(v, bool):
             raise ValueError(f"model spec {spec!r}: {k} must be true or false, got {v!r}")
-    prefix = str(key) if key is not None else (output_prefix or "vmaf")
-    return load_model(target, output_prefix=prefix, **kw, **opts)
+    model = load_model(target, output_prefix=str(key) if key is not None else "vmaf", **kw, **opts)
+    if key is None and key_by_name:
+        model.output_prefix = model.name
+    return model
