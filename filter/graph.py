@@ -269,6 +269,17 @@ class InlineBuild:
     def finish_notes(self) -> List[str]:
         return []
 
+    def _pair_fmt(self, plan: InlinePlan) -> Optional[str]:
+        info = plan.ref_info
+        if info and info.width and info.height and info.pix_fmt:
+            return pair_format_for(info.pix_fmt, self.bitdepth)
+        return None
+
+    @property
+    def pair_fmt(self) -> Optional[str]:
+        """The first scored stream's pair format (None: not known before ffmpeg runs)."""
+        return next((f for f in map(self._pair_fmt, self.plans) if f), None)
+
     def command(self, progress_fd: int, pipes: Sequence[Tuple[int, int]]) -> List[str]:
         head = [self.ff.path, "-nostats", "-progress", f"pipe:{progress_fd}"]
         tail: List[str] = []
@@ -279,11 +290,10 @@ class InlineBuild:
         return head + list(self.cmd.argv) + tail
 
     def _graph(self, k: int, plan: InlinePlan) -> str:
-        info = plan.ref_info
         algo = self.scale_algo
-        if info and info.width and info.height and info.pix_fmt:
-            w, h = info.width, info.height
-            fmt = pair_format_for(info.pix_fmt, self.bitdepth)
+        fmt = self._pair_fmt(plan)
+        if fmt:
+            w, h = plan.ref_info.width, plan.ref_info.height
             return (f"[{plan.ref_label}]format={fmt}[vqa_r{k}];"
                     f"[dec:{k}]scale={w}:{h}:flags={algo},format={fmt}[vqa_d{k}];"
                     f"[vqa_d{k}][vqa_r{k}]xstack=inputs=2:layout={_stack_layout(h)}:"

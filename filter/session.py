@@ -24,7 +24,7 @@ from . import graph as graphs
 from .argv import parse_command
 from .emit import StderrWriter, check_writable, summary_table, write_report
 from .logformats import LOG_FORMATS, open_log
-from .pixfmt import chroma_and_depth, pair_format_for
+from .pixfmt import chroma_and_depth
 from .errors import (FfmpegFailed, Interrupted, QualityGateFailed, ScoringFailed, StreamError,
                      UsageError, VqaError)
 from .ffmpeg import Ffmpeg, find_ffmpeg
@@ -487,12 +487,9 @@ class Session:
     def _start_warm_up(self, built) -> None:
         """Load the run's kernels while ffmpeg starts; say so when they have
         to be compiled (the first run after install)."""
-        fmt = getattr(built, "pair_fmt", None)
+        fmt = built.pair_fmt
         if fmt is None:
-            infos = [p.ref_info for p in getattr(built, "plans", ()) if p.ref_info and p.ref_info.pix_fmt]
-            if not infos:
-                return
-            fmt = pair_format_for(infos[0].pix_fmt, self.opts.bitdepth)
+            return
         chroma, depth = chroma_and_depth(fmt)
         from vqa_core.warmup import start_warm_up
 
