@@ -250,6 +250,11 @@ class _Consumer(threading.Thread):
         if live:
             _lower_priority()  # after the ring's reader thread started: it keeps its priority
         fmt = self.stream.format
+        # the kernels are being loaded (or compiled, shared with a helper
+        # process): let that finish rather than compile the same here
+        warm = getattr(self.s, "_warm", None)
+        while warm is not None and warm.is_alive() and not self.s._stop.is_set():
+            warm.join(0.1)
         self.result.format = (f"{fmt.width}x{fmt.height} {fmt.chroma} {fmt.bitdepth}-bit")
         self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features)
         if self.s.opts.html:
@@ -494,8 +499,8 @@ class Session:
         from vqa_core.warmup import start_warm_up
 
         def compiling():
-            self.note("compiling the scoring kernels for first use (about a minute, once; "
-                      "later runs reuse Numba's cache)")
+            self.note("compiling the scoring kernels for first use (up to half a minute, "
+                      "once; later runs reuse Numba's cache)")
         self._warm = start_warm_up(chroma, depth, self.metrics, self.models, on_compile=compiling)
 
     def _build(self, ff: Ffmpeg, tmp: str):

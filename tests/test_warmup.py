@@ -27,3 +27,31 @@ def test_cold_cache_is_announced_then_reused(tmp_path):
     assert run(tmp_path) == "compiled"
     assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
     assert run(tmp_path) == "cached"
+
+
+SPLIT = """
+from vqa_core.features import psnr
+from vqa_core.warmup import warm_up
+warm_up("420", 8, ["ssim", "psnr"], [], parallel=True)
+st = psnr.sse_plane.stats
+print(sum(st.cache_hits.values()), sum(st.cache_misses.values()))
+"""
+
+
+def test_cold_compile_is_shared_with_a_helper_process(tmp_path):
+    """On a cold cache the warm-up compiles SSIM itself while a helper process
+    compiles PSNR into the shared cache; PSNR is then loaded, not compiled."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", SPLIT], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    hits, misses = map(int, r.stdout.split())
+    assert hits >= 1 and misses == 0, r.stdout
+
+
+def test_split_work_balances_compile_time():
+    from vqa_core.warmup import split_work
+    a, b = split_work([("motion", {}), ("vif", {}), ("adm", {"x": 1})])
+    assert a == [("vif", {}), ("motion", {})] and b == [("adm", {"x": 1})]
+    a, b = split_work([("psnr", {})])
+    assert a == [("psnr", {})] and b == []

@@ -10,36 +10,159 @@ session can call it in a thread while ffmpeg starts.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import json
+import os
+import subprocess
+import sys
+import threading
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
 from .engine import EXTRACTOR_METRICS, Scorer
 from .features.base import FrameFormat
+from .features.registry import get_extractor
 
 #: big enough for every extractor's minimum size (CAMBI's 216-pixel encode
 #: size, SpEED's 80x80 chroma after a 0.5 prescale), small enough to be quick
 WARM_SIZE = (480, 360)
 
+#: seconds each extractor takes to compile on a cold cache (one core of the
+#: 2-core benchmark machine, either bit depth): what the work is split by
+COMPILE_SECONDS = {"vif": 14, "adm": 14, "ms_ssim": 12, "speed": 11, "cambi": 10,
+                   "ssim": 5, "motion": 2, "psnr": 1}
 
-def warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
-            models: Sequence[object] = ()) -> None:
-    """Run every kernel the run needs once, on a small stacked frame pair laid
-    out like the pairs of a real stream (distorted over reference in one
-    array), so that the same compiled versions are loaded."""
-    w, h = WARM_SIZE
-    fmt = FrameFormat(w, h, chroma, bitdepth)
-    scorer = Scorer(fmt, [m for m in metrics if m in EXTRACTOR_METRICS], models)
+#: how long the warm-up waits for its compiling helper process at most
+HELPER_TIMEOUT = 300.0
+
+
+def _pair(fmt: FrameFormat):
+    """A small synthetic frame pair laid out like the pairs of a real stream
+    (distorted over reference in one array per plane), so that the same
+    compiled versions of the kernels are used."""
     rng = np.random.default_rng(1)
     planes_ref, planes_dis = [], []
     for ph, pw in fmt.plane_shapes():
-        stacked = rng.integers(0, 1 << min(bitdepth, 10), (2 * ph, pw)).astype(fmt.dtype)
-        stacked <<= max(bitdepth - 10, 0)
+        stacked = rng.integers(0, 1 << min(fmt.bitdepth, 10), (2 * ph, pw)).astype(fmt.dtype)
+        stacked <<= max(fmt.bitdepth - 10, 0)
         planes_dis.append(stacked[:ph])
         planes_ref.append(stacked[ph:])
-    for i in range(3):  # temporal extractors need neighbours
-        scorer.push(i, None, tuple(planes_ref), tuple(planes_dis))
-    scorer.finish()
+    return tuple(planes_ref), tuple(planes_dis)
+
+
+def _warm_format(chroma: str, bitdepth: int) -> FrameFormat:
+    w, h = WARM_SIZE
+    return FrameFormat(w, h, chroma, bitdepth)
+
+
+def warm_extractors(chroma: str, bitdepth: int,
+                    specs: Sequence[Tuple[str, dict]]) -> None:
+    """Run the extractors ``specs`` (``(name, options)`` pairs) on a few
+    synthetic pairs: compiles (or loads) their kernels."""
+    fmt = _warm_format(chroma, bitdepth)
+    ref, dis = _pair(fmt)
+    for name, options in specs:
+        ext = get_extractor(name)(**options)
+        ext.setup(fmt)
+        for i in range(3):  # temporal extractors need neighbours
+            ext.extract(i, ref, dis)
+        ext.flush()
+
+
+def split_work(specs: Sequence[Tuple[str, dict]]) -> Tuple[list, list]:
+    """Split extractors in two parts of about equal compile time (the
+    heaviest first, each to the lighter part); the first part is never the
+    lighter one."""
+    a: list = []
+    b: list = []
+    la = lb = 0.0
+    for spec in sorted(specs, key=lambda s: -COMPILE_SECONDS.get(s[0], 3)):
+        cost = COMPILE_SECONDS.get(spec[0], 3)
+        if la <= lb:
+            a.append(spec)
+            la += cost
+        else:
+            b.append(spec)
+            lb += cost
+    return a, b
+
+
+class _Helper:
+    """A child process that compiles some extractors into the shared Numba
+    cache while this process compiles the others (Numba compiles on one core;
+    the machine has more).  Killed with its parent."""
+
+    def __init__(self, chroma: str, bitdepth: int, specs):
+        code = "from vqa_core.warmup import _helper_main; _helper_main()"
+        arg = json.dumps({"chroma": chroma, "bitdepth": bitdepth, "specs": specs})
+        self.proc = subprocess.Popen([sys.executable, "-c", code, arg],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+    def wait(self, timeout: float = HELPER_TIMEOUT) -> None:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the helper gets SIGKILL when vqa goes, however it goes."""
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _helper_main() -> None:  # pragma: no cover - runs in the child
+    arg = json.loads(sys.argv[1])
+    try:
+        os.nice(5)
+    except OSError:
+        pass
+    warm_extractors(arg["chroma"], arg["bitdepth"], [tuple(s) for s in arg["specs"]])
+
+
+def warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
+            models: Sequence[object] = (), parallel: bool = False) -> None:
+    """Run every kernel the run needs once, on a small synthetic pair.
+
+    With ``parallel``, the extractors are split in two parts of about equal
+    compile time; this process warms the first, and if that means compiling
+    (a cold cache), a helper process compiles the second into the shared
+    cache meanwhile.  Then everything runs here once (loading what the helper
+    compiled)."""
+    fmt = _warm_format(chroma, bitdepth)
+    scorer = Scorer(fmt, [m for m in metrics if m in EXTRACTOR_METRICS], models)
+    helper: List[_Helper] = []
+    try:
+        if parallel:
+            specs = [(name, dict(opts)) for name, opts in scorer.extractors]
+            mine, theirs = split_work(specs)
+            if theirs:
+                watch = _CompileWatch(lambda: helper.append(_Helper(chroma, bitdepth, theirs)))
+                try:
+                    warm_extractors(chroma, bitdepth, mine)
+                finally:
+                    watch.close()
+                for h in helper:
+                    h.wait()
+        ref, dis = _pair(fmt)
+        for i in range(3):  # temporal extractors need neighbours
+            scorer.push(i, None, ref, dis)
+        scorer.finish()
+    finally:
+        for h in helper:
+            h.kill()
 
 
 class _CompileWatch:
@@ -80,16 +203,17 @@ class _CompileWatch:
 
 
 def start_warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
-                  models: Sequence[object] = (), on_compile=None):
+                  models: Sequence[object] = (), on_compile=None, parallel: bool = True):
     """:func:`warm_up` in a daemon thread; ``on_compile()`` is called at the
-    first compilation (so the caller can say that it is compiling).  Returns
-    the thread; its ``error`` attribute holds an exception, if any."""
-    import threading
+    first compilation (so the caller can say that it is compiling).  On a
+    cold cache the compilation is shared with a helper process
+    (``parallel``).  Returns the thread; its ``error`` attribute holds an
+    exception, if any."""
 
     def run():
         watch = _CompileWatch(on_compile) if on_compile else None
         try:
-            warm_up(chroma, bitdepth, metrics, models)
+            warm_up(chroma, bitdepth, metrics, models, parallel=parallel)
         except BaseException as e:  # the real scorer will report it
             t.error = e
         finally:

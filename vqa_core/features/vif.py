@@ -900,7 +900,10 @@ class _Scale:
         self.s, self.w, self.h = s, w, h
         hf = HALF[s]
         self.half = hf
-        dt = in_dtype if s == 0 else np.uint16
+        # uint16 at every scale and bit depth: one compiled vif_scale_sums
+        # serves all (an 8-bit scale 0 in uint8 would be a second ~7 s
+        # compilation on a cold cache, for a few % of its time)
+        dt = np.uint16
         # one more row: the ring pairs rows r, r + 1 (the last one's weight is 0)
         self.P = np.zeros((h + 2 * hf + 1, w), dtype=dt)
         self.Q = np.zeros((h + 2 * hf + 1, w), dtype=dt)
@@ -923,7 +926,7 @@ class _Scale:
         self.coef[nc - 1 - hf:] = taps[:hf + 1]
         self.rows = np.zeros((h, 4), dtype=np.int64)
         n = len(taps)
-        self.wide = not (s == 0 and dt == np.uint8)
+        self.wide = not (s == 0 and in_dtype == np.uint8)
         wp = -(-w // LANES) * LANES
         self.ring = np.zeros((nch, 8 if self.wide else 5, n, wp), dtype=np.int32)
         self.tmp = np.zeros((nch, 2, wp), dtype=np.int32)
