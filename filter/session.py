@@ -132,6 +132,8 @@ class StreamResult:
     summary: Dict[str, Dict[str, float]] = field(default_factory=dict)
     format: Optional[str] = None
     error: Optional[str] = None
+    #: threads the kernels ran on
+    threads: Optional[int] = None
 
 
 @dataclass
@@ -240,6 +242,10 @@ class _Consumer(threading.Thread):
             self.s._q.put(("done", self))
 
     def _run(self) -> None:
+        import numba
+        if self.s.threads:
+            numba.set_num_threads(self.s.threads)
+        self.result.threads = numba.get_num_threads()
         header = read_header(self.frames_fd)
         if not header:
             return  # ffmpeg ended before producing a frame; the session says why
@@ -351,6 +357,23 @@ def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
         pass
 
 
+def _tune_openmp(shared_cpu: bool) -> None:
+    """How the kernels' idle OpenMP threads wait, set before the first
+    parallel kernel loads libgomp (a user's own OMP_WAIT_POLICY or
+    GOMP_SPINCOUNT wins).  By default they spin for a while after each
+    parallel loop, burning CPU that an encoder running beside vqa needs: an
+    inline libx264 transcode took 15.4 s with spinning threads, 11.9 s with
+    sleeping ones (2 cores, 1080p, vmaf_v0.6.1).  So inline and live runs
+    make them sleep at once; compare, where only ffmpeg's reading competes,
+    lets them spin briefly (no slower than the default, less CPU)."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    if shared_cpu:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+    else:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+
+
 def _lower_priority(niceness: int = 10) -> None:
     """Make the calling thread (and the kernel threads it starts later) yield
     the CPU to ffmpeg: in a live session scoring takes what the encoder
@@ -393,9 +416,12 @@ class Session:
         self._consumers: List[_Consumer] = []
         self.proc = None
         self._check_live_options()
+        _tune_openmp(shared_cpu=mode == "transcode" or bool(opts.live))
+        #: --threads (Numba's setting is per thread: the scoring threads apply it)
+        self.threads: Optional[int] = None
         if opts.threads:
             import numba
-            numba.set_num_threads(max(1, min(opts.threads, numba.config.NUMBA_NUM_THREADS)))
+            self.threads = max(1, min(opts.threads, numba.config.NUMBA_NUM_THREADS))
 
     def _check_live_options(self) -> None:
         """Validate --window, --alert-below, --metrics-port, --fail-below and
@@ -875,7 +901,8 @@ class Session:
         for s in streams:
             per.append({"label": s.label, "output": s.output, "stream": s.stream, "format": s.format,
                         "frames": s.frames_scored, "frames_skipped": s.frames_dropped,
-                        "frames_subsampled": s.frames_subsampled, "summary": s.summary})
+                        "frames_subsampled": s.frames_subsampled, "threads": s.threads,
+                        "summary": s.summary})
         if self.mode == "transcode" and getattr(self, "proc", None) is not None:
             p = self.proc.progress
             rep["encoder"] = {"frames": p.frame, "fps": p.fps, "speed": p.speed}
@@ -886,6 +913,7 @@ class Session:
             rep["frames_skipped"] = per[0]["frames_skipped"]
             rep["frames_subsampled"] = per[0]["frames_subsampled"]
             rep["format"] = per[0]["format"]
+            rep["threads"] = per[0]["threads"]
             rep["summary"] = per[0]["summary"]
             if self.mode == "transcode":
                 rep["output"], rep["stream"] = per[0]["output"], per[0]["stream"]
