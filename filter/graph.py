@@ -122,9 +122,14 @@ class CompareBuild:
         # the clip.)  Local files only: a URL is not read twice.
         self._same = self.distorted == self.reference
         outs = [out_pair]
+        self._known_counts = {}
         for which, url in (("ref", self.reference), ("dis", self.distorted)):
             alt = _other_name(url)
             if alt is None or (which == "dis" and self._same):
+                continue
+            layout = _y4m_layout(url)
+            if layout is not None:  # raw frames of a fixed size: counted from the file's size
+                self._known_counts[which] = layout[0]
                 continue
             # framecrc: a line per packet (stream copies write no -stats_mux_pre)
             outs.append(ffmpeg_python.input(alt)["v:0"].output(
@@ -135,6 +140,9 @@ class CompareBuild:
         return merged.compile(cmd=self.ff.path)
 
     def _count(self, which: str) -> Optional[int]:
+        known = getattr(self, "_known_counts", {}).get(which)
+        if known is not None:
+            return known
         try:
             with open(self._count_file(which)) as f:
                 return sum(1 for ln in f if ln.strip() and not ln.startswith("#"))
@@ -163,9 +171,10 @@ class CompareBuild:
         return out
 
 
-def _y4m_tail(path: str) -> Optional[str]:
-    """Why a local .y4m file is cut short, or None.  Frames written by ffmpeg
-    carry no parameters ("FRAME\\n"), so whole frames fill the file exactly."""
+def _y4m_layout(path: str) -> Optional[Tuple[int, Optional[str]]]:
+    """(whole frames, why it is cut short or None) of a local .y4m file whose
+    frames carry no parameters ("FRAME\\n", as ffmpeg writes them: whole
+    frames then fill the file exactly); None when that cannot be told."""
     if not path.lower().endswith(".y4m") or not os.path.isfile(path):
         return None
     try:
@@ -180,9 +189,14 @@ def _y4m_tail(path: str) -> Optional[str]:
     except (OSError, ValueError):
         return None
     extra = size % fb
-    if extra:
-        return f"its last frame has {extra - 6 if extra > 6 else 0} of {fb - 6} bytes"
-    return None
+    why = f"its last frame has {extra - 6 if extra > 6 else 0} of {fb - 6} bytes" if extra else None
+    return size // fb, why
+
+
+def _y4m_tail(path: str) -> Optional[str]:
+    """Why a local .y4m file is cut short, or None."""
+    layout = _y4m_layout(path)
+    return layout[1] if layout else None
 
 
 def _other_name(url: str) -> Optional[str]:

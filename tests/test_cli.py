@@ -175,3 +175,19 @@ def test_openmp_wait_policy(monkeypatch):
     monkeypatch.delenv("GOMP_SPINCOUNT")
     _tune_openmp(shared_cpu=True)
     assert os.environ["OMP_WAIT_POLICY"] == "active" and "GOMP_SPINCOUNT" not in os.environ
+
+
+@pytest.mark.parametrize("ext", ["y4m", "mp4"])
+def test_frame_count_mismatch_is_reported(pair, tmp_path, ext):
+    """Files of different lengths: the overlap is scored and a warning says
+    what was left out (y4m counted from the file size, others by demuxing)."""
+    t, ref, _ = pair
+    short = tmp_path / f"short.{ext}"
+    codec = ["-c:v", "libx264", "-crf", "30"] if ext == "mp4" else ["-strict", "-1"]
+    run_ffmpeg(["-i", str(ref), "-frames:v", "10", *codec, str(short)])
+    rep = tmp_path / "rep.json"
+    r = vqa("compare", "--metrics", "psnr", "--report", rep, ref, short)
+    assert r.returncode == 0, r.stderr
+    assert "frame counts differ (reference 15, distorted 10)" in r.stderr
+    assert "5 frames at the end of the reference" in r.stderr
+    assert json.loads(rep.read_text())["frames"] == 10
