@@ -417,6 +417,8 @@ class Session:
         self.proc = None
         self._check_live_options()
         _tune_openmp(shared_cpu=mode == "transcode" or bool(opts.live))
+        from vqa_core.warmup import preload
+        preload()  # overlaps with probing and ffmpeg's start
         #: --threads (Numba's setting is per thread: the scoring threads apply it)
         self.threads: Optional[int] = None
         if opts.threads:

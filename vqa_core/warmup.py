@@ -202,6 +202,26 @@ class _CompileWatch:
         return self._fired
 
 
+def preload() -> threading.Thread:
+    """Start importing what loading the kernels from Numba's cache needs (its
+    typing and lowering registries: a few hundred modules, about 0.4 s; with
+    SciPy installed, Numba's BLAS check imports scipy.linalg too), in a
+    daemon thread, so that it overlaps with probing the inputs and starting
+    ffmpeg.  The warm-up then only loads the compiled code."""
+
+    def run():
+        try:
+            from numba.core.registry import cpu_target
+            cpu_target.typing_context.refresh()
+            cpu_target.target_context.refresh()
+        except Exception:  # the warm-up does it anyway
+            pass
+
+    t = threading.Thread(target=run, name="vqa-preload", daemon=True)
+    t.start()
+    return t
+
+
 def start_warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
                   models: Sequence[object] = (), on_compile=None, parallel: bool = True):
     """:func:`warm_up` in a daemon thread; ``on_compile()`` is called at the
