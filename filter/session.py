@@ -224,6 +224,12 @@ class _Consumer(threading.Thread):
             self._run()
         except BaseException as e:  # reported by the session
             self.error = e
+            if self.s.mode == "transcode" and self.stream is not None:
+                # the encode must not die of a broken pipe because scoring did
+                try:
+                    self._drain()
+                except BaseException:
+                    pass
         finally:
             if self.stream is not None:
                 st = self.stream.stats()
@@ -258,9 +264,9 @@ class _Consumer(threading.Thread):
         fmt = self.stream.format
         # the kernels are being loaded (or compiled, shared with a helper
         # process): let that finish rather than compile the same here
-        warm = getattr(self.s, "_warm", None)
-        while warm is not None and warm.is_alive() and not self.s._stop.is_set():
-            warm.join(0.1)
+        for t in (getattr(self.s, "_preload", None), getattr(self.s, "_warm", None)):
+            while t is not None and t.is_alive() and not self.s._stop.is_set():
+                t.join(0.1)
         self.result.format = (f"{fmt.width}x{fmt.height} {fmt.chroma} {fmt.bitdepth}-bit")
         self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features)
         if self.s.opts.html:
@@ -357,6 +363,14 @@ def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
         pass
 
 
+def _scoring_failure(e: BaseException) -> str:
+    """One line for an unexpected exception in scoring (Numba's typing errors
+    run to pages, with terminal colours)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"scoring failed: {type(e).__name__}" + (f": {first}" if first else "")
+
+
 def _tune_openmp(shared_cpu: bool) -> None:
     """How the kernels' idle OpenMP threads wait, set before the first
     parallel kernel loads libgomp (a user's own OMP_WAIT_POLICY or
@@ -418,7 +432,9 @@ class Session:
         self._check_live_options()
         _tune_openmp(shared_cpu=mode == "transcode" or bool(opts.live))
         from vqa_core.warmup import preload
-        preload()  # overlaps with probing and ffmpeg's start
+        #: Numba's registries loading (overlaps with probing and ffmpeg's
+        #: start); no kernel may load or compile before it has ended
+        self._preload = preload()
         #: --threads (Numba's setting is per thread: the scoring threads apply it)
         self.threads: Optional[int] = None
         if opts.threads:
@@ -529,7 +545,8 @@ class Session:
         def compiling():
             self.note("compiling the scoring kernels for first use (up to half a minute, "
                       "once; later runs reuse Numba's cache)")
-        self._warm = start_warm_up(chroma, depth, self.metrics, self.models, on_compile=compiling)
+        self._warm = start_warm_up(chroma, depth, self.metrics, self.models, on_compile=compiling,
+                                   after=self._preload)
 
     def _build(self, ff: Ffmpeg, tmp: str):
         if self.mode == "compare":
@@ -745,6 +762,12 @@ class Session:
             name = "Ctrl-C" if interrupted == signal.SIGINT else "SIGTERM"
             error = f"interrupted by {name}"
             exit_code = 130 if interrupted == signal.SIGINT else 143
+        elif consumer_errors and self.mode == "compare":
+            # scoring stopped reading: ffmpeg's broken pipe is the effect
+            e = consumer_errors[0]
+            error = str(e) if isinstance(e, VqaError) else _scoring_failure(e)
+            exc_cls = type(e) if isinstance(e, VqaError) else ScoringFailed
+            exit_code = 1
         elif rc != 0:
             why = proc.error_summary()
             if rc < 0:
@@ -761,7 +784,7 @@ class Session:
             exc_cls = FfmpegFailed
         elif consumer_errors:
             e = consumer_errors[0]
-            error = str(e) if isinstance(e, VqaError) else f"scoring failed: {type(e).__name__}: {e}"
+            error = str(e) if isinstance(e, VqaError) else _scoring_failure(e)
             exc_cls = type(e) if isinstance(e, VqaError) else ScoringFailed
             exit_code = 1
         if self.mode == "compare" and error is None:

@@ -191,3 +191,69 @@ def test_frame_count_mismatch_is_reported(pair, tmp_path, ext):
     assert "frame counts differ (reference 15, distorted 10)" in r.stderr
     assert "5 frames at the end of the reference" in r.stderr
     assert json.loads(rep.read_text())["frames"] == 10
+
+
+def _failing_push(monkeypatch, after=3):
+    """Make scoring fail (a multi-line message, as Numba's errors are) after
+    ``after`` frames."""
+    from vqa_filter import session as S
+    orig = S.Scorer.push
+    seen = []
+
+    def push(self, *a, **k):
+        import threading
+        if threading.current_thread().name.startswith("vqa-warm"):
+            return orig(self, *a, **k)
+        seen.append(1)
+        if len(seen) > after:
+            raise RuntimeError("boom\nsecond line of a long message")
+        return orig(self, *a, **k)
+    monkeypatch.setattr(S.Scorer, "push", push)
+
+
+def test_scoring_failure_in_compare_is_the_reported_cause(pair, monkeypatch):
+    """When scoring fails, ffmpeg then dies of the broken pipe: the error
+    names the scoring failure (one line), not the pipe; earlier frames kept."""
+    import vqa_filter
+    t, ref, dis = pair
+    _failing_push(monkeypatch)
+    with pytest.raises(vqa_filter.ScoringFailed) as ei:
+        vqa_filter.compare(str(ref), str(dis), metrics=("psnr",)).run()
+    msg = str(ei.value)
+    assert msg.startswith("scoring failed: RuntimeError: boom") and "\n" not in msg, msg
+    assert "pipe" not in msg.lower()
+    assert ei.value.result.report["frames"] == 3
+
+
+def test_scoring_failure_does_not_break_the_encode(pair, tmp_path, monkeypatch):
+    """Inline, a scoring failure must not kill the encode: vqa keeps reading
+    (and dropping) frames, ffmpeg writes its whole output, the error says what
+    failed."""
+    import vqa_filter
+    t, ref, _ = pair
+    out = tmp_path / "out.mp4"
+    _failing_push(monkeypatch)
+    with pytest.raises(vqa_filter.ScoringFailed) as ei:
+        vqa_filter.transcode(["-i", str(ref), "-c:v", "libx264", "-crf", "30", str(out)],
+                             metrics=("psnr",)).run()
+    assert str(ei.value).startswith("scoring failed: RuntimeError: boom")
+    r = subprocess.run([sys.executable, "-c", "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())"],
+                       capture_output=True, text=True)
+    probe = subprocess.run([r.stdout.strip(), "-i", str(out), "-map", "0:v", "-c", "copy", "-f", "null", "-"],
+                           capture_output=True, text=True)
+    assert "frame=   15" in probe.stderr.replace("frame=15", "frame=   15"), probe.stderr[-500:]
+
+
+def test_cold_cache_runs_succeed(pair, tmp_path):
+    """First runs on an empty Numba cache (the preload of Numba's registries
+    raced the warm-up's compilation once: 'No implementation of np.full')."""
+    t, ref, dis = pair
+    import os
+    for k in range(3):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"cache{k}"))
+        r = subprocess.run([sys.executable, "-m", "vqa_filter.cli", "compare", "--metrics", "psnr",
+                            "--log", str(tmp_path / f"l{k}.jsonl"), str(ref), str(dis)],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "compiling" in r.stderr
+        assert len((tmp_path / f"l{k}.jsonl").read_text().splitlines()) == 15

@@ -207,7 +207,14 @@ def preload() -> threading.Thread:
     typing and lowering registries: a few hundred modules, about 0.4 s; with
     SciPy installed, Numba's BLAS check imports scipy.linalg too), in a
     daemon thread, so that it overlaps with probing the inputs and starting
-    ffmpeg.  The warm-up then only loads the compiled code."""
+    ffmpeg.  The warm-up then only loads the compiled code.
+
+    Nothing may compile or load a kernel before this thread has ended
+    (``join()`` it): Numba's registries are not thread-safe while they load,
+    and a compilation that sees them half loaded fails to type even
+    ``np.empty``.  (Holding Numba's compiler lock here instead deadlocks
+    against a compilation waiting for it while holding a module's import
+    lock.)"""
 
     def run():
         try:
@@ -223,14 +230,17 @@ def preload() -> threading.Thread:
 
 
 def start_warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
-                  models: Sequence[object] = (), on_compile=None, parallel: bool = True):
+                  models: Sequence[object] = (), on_compile=None, parallel: bool = True,
+                  after: "threading.Thread | None" = None):
     """:func:`warm_up` in a daemon thread; ``on_compile()`` is called at the
     first compilation (so the caller can say that it is compiling).  On a
     cold cache the compilation is shared with a helper process
-    (``parallel``).  Returns the thread; its ``error`` attribute holds an
-    exception, if any."""
+    (``parallel``).  ``after``: a thread to wait for first (:func:`preload`).
+    Returns the thread; its ``error`` attribute holds an exception, if any."""
 
     def run():
+        if after is not None:
+            after.join()
         watch = _CompileWatch(on_compile) if on_compile else None
         try:
             warm_up(chroma, bitdepth, metrics, models, parallel=parallel)
