@@ -60,7 +60,10 @@ options (before "ffmpeg" in the inline form):
                       max, p1, p5, p50; frame count; inputs; ffmpeg and vqa versions)
   --ffmpeg PATH       the ffmpeg binary (default: $VQA_FFMPEG, an ffmpeg 7+ on PATH,
                       else the one bundled with imageio-ffmpeg)
-  --threads N         threads for vqa's kernels (default: all cores)
+  --threads N         threads for vqa's kernels (default: all cores; the report
+                      says how many ran). Idle kernel threads sleep in inline and
+                      live runs so the encoder keeps its CPU (OMP_WAIT_POLICY,
+                      GOMP_SPINCOUNT in the environment override this)
   --scale-algo NAME   scaler used to bring the distorted frames to the reference's
                       size (default: bicubic)
   --subsample N       score every Nth frame (motion, for VMAF, still sees every frame)
