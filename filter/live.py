@@ -540,11 +540,12 @@ class _Collector:
         for name, key, doc in (("vqa_encoder_fps", "fps", "ffmpeg's encoding rate (frames/s)"),
                                ("vqa_encoder_speed", "speed",
                                 "ffmpeg's speed (media time / wall time)")):
-            g = GaugeMetricFamily(name, doc)
-            if enc.get(key) is not None:
-                g.add_metric([], enc[key])
+            g = GaugeMetricFamily(name, doc + "; NaN until ffmpeg's first progress report")
+            # always present (a scraper should not see series appear late):
+            # ffmpeg reports progress every 0.5 s, a short run may be scored before
+            v = enc.get(key)
+            g.add_metric([], float("nan") if v is None else v)
             yield g
         c = CounterMetricFamily("vqa_encoder_frames", "Frames ffmpeg has encoded")
-        if enc.get("frames") is not None:
-            c.add_metric([], enc["frames"])
+        c.add_metric([], enc.get("frames") or 0)
         yield c
