@@ -188,6 +188,13 @@ def libvmaf(ref: Path, dis: Path, tmp: Path, model: str = "version=vmaf_v0.6.1",
     return json.loads(log.read_text())
 
 
+def feature_spec(name: str, opts=None) -> str:
+    """libvmaf's feature string ``name=NAME:key=value...`` (booleans as
+    true / false, as libvmaf parses them)."""
+    kv = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in (opts or {}).items()}
+    return f"name={name}" + "".join(f":{k}={v}" for k, v in kv.items())
+
+
 def _esc(s: str) -> str:
     # libvmaf option values contain ':' and '=' and '|': quote for the filtergraph parser
     return "'" + s.replace(":", "\\:") + "'"

@@ -427,7 +427,7 @@ def oracle_values(ref, dis, tmp, opts=None, model="version=vmaf_v0.6.1", debug=F
         kv = dict(opts or {})
         if debug:
             kv["debug"] = "true"
-        feats = ["name=adm" + "".join(f":{k}={v}" for k, v in kv.items())]
+        feats = [o.feature_spec("adm", kv)]
     frames = o.libvmaf_frames(o.libvmaf(ref, dis, tmp, model=model, features=feats))
     want_suffix = bool(opts)
     out = []

@@ -410,7 +410,7 @@ def test_heatmaps(tmp_path):
 def oracle_values(ref, dis, tmp, opts=None):
     """Per-frame libvmaf cambi outputs of one cambi instance with ``opts``
     (its names carry libvmaf's option suffix)."""
-    feat = "name=cambi" + "".join(f":{k}={v}" for k, v in (opts or {}).items())
+    feat = o.feature_spec("cambi", opts)
     frames = o.libvmaf_frames(o.libvmaf(ref, dis, tmp, features=[feat]))
     out = []
     for fr in frames:

@@ -235,8 +235,7 @@ def oracle_values(ref, dis, tmp, model="version=vmaf_v0.6.1", opts=None):
     suffix, so ours is the suffixed one)."""
     feats = []
     if opts:
-        kv = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in opts.items()}
-        feats = ["name=motion" + "".join(f":{k}={v}" for k, v in kv.items())]
+        feats = [o.feature_spec("motion", opts)]
     frames = o.libvmaf_frames(o.libvmaf(ref, dis, tmp, model=model, features=feats))
     out = []
     for fr in frames:

@@ -331,7 +331,7 @@ def test_registry_options_and_errors():
 # ================================================================ libvmaf oracle
 
 def _feature(opts):
-    return "name=speed_chroma" + "".join(f":{k}={v}" for k, v in opts.items())
+    return o.feature_spec("speed_chroma", opts)
 
 
 def _key(frame, out, opts):

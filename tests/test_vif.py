@@ -299,7 +299,7 @@ def oracle_values(ref, dis, tmp, opts=None, suffix="", model="version=vmaf_v0.6.
         kv = dict(opts or {})
         if debug:
             kv["debug"] = "true"
-        feats = ["name=vif" + "".join(f":{k}={v}" for k, v in kv.items())]
+        feats = [o.feature_spec("vif", kv)]
     frames = o.libvmaf_frames(o.libvmaf(ref, dis, tmp, model=model, features=feats))
     out = []
     for fr in frames:
