@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import ffmpeg as ffmpeg_python
 from vqa_core import FrameFormat
@@ -81,6 +81,8 @@ class CompareBuild:
     uses_stdout: bool = False
     #: frames the run should score, from the probes (None: unknown); for the ETA
     expected_frames: Optional[int] = None
+    #: frame counts known without demuxing again (y4m: from the file size)
+    _known_counts: Dict[str, int] = field(default_factory=dict)
 
     @property
     def inputs_description(self) -> dict:
@@ -122,7 +124,7 @@ class CompareBuild:
         # the clip.)  Local files only: a URL is not read twice.
         self._same = self.distorted == self.reference
         outs = [out_pair]
-        self._known_counts = {}
+        self._known_counts.clear()
         for which, url in (("ref", self.reference), ("dis", self.distorted)):
             alt = _other_name(url)
             if alt is None or (which == "dis" and self._same):
@@ -140,7 +142,7 @@ class CompareBuild:
         return merged.compile(cmd=self.ff.path)
 
     def _count(self, which: str) -> Optional[int]:
-        known = getattr(self, "_known_counts", {}).get(which)
+        known = self._known_counts.get(which)
         if known is not None:
             return known
         try:

@@ -762,13 +762,9 @@ class Session:
             name = "Ctrl-C" if interrupted == signal.SIGINT else "SIGTERM"
             error = f"interrupted by {name}"
             exit_code = 130 if interrupted == signal.SIGINT else 143
-        elif consumer_errors and self.mode == "compare":
-            # scoring stopped reading: ffmpeg's broken pipe is the effect
-            e = consumer_errors[0]
-            error = str(e) if isinstance(e, VqaError) else _scoring_failure(e)
-            exc_cls = type(e) if isinstance(e, VqaError) else ScoringFailed
-            exit_code = 1
-        elif rc != 0:
+        elif rc != 0 and not (consumer_errors and self.mode == "compare"):
+            # (in compare, a failed scorer stops reading: ffmpeg's broken pipe
+            # is the effect, the scoring error below the cause)
             why = proc.error_summary()
             if rc < 0:
                 error = f"ffmpeg was {exit_status_text(rc)}" + (f": {why}" if why and self.mode == "compare" else "")
