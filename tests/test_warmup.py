@@ -55,3 +55,32 @@ def test_split_work_balances_compile_time():
     assert a == [("vif", {}), ("motion", {})] and b == [("adm", {"x": 1})]
     a, b = split_work([("psnr", {})])
     assert a == [("psnr", {})] and b == []
+
+
+PRELOAD = r"""
+import sys, threading
+from vqa_core.warmup import preload
+preload().join()
+print("after preload:", "scipy" in sys.modules)
+import numba.np.arraymath as am
+print("have blas:", am._HAVE_BLAS)
+import scipy.linalg.cython_blas   # other imports still work
+print("imported:", scipy.MARK)
+"""
+
+
+def test_preload_does_not_import_scipy(tmp_path):
+    """Numba's BLAS check would import scipy.linalg on the start-up's
+    critical path; the preload skips it (a stand-in SciPy records imports)."""
+    fake = tmp_path / "scipy"
+    (fake / "linalg").mkdir(parents=True)
+    (fake / "__init__.py").write_text("MARK = 'fake scipy'\n")
+    (fake / "linalg" / "__init__.py").write_text("")
+    (fake / "linalg" / "cython_blas.py").write_text("")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
+    r = subprocess.run([sys.executable, "-c", PRELOAD], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "after preload: False" in r.stdout
+    assert "have blas: True" in r.stdout  # what Numba's own check would say
+    assert "imported: fake scipy" in r.stdout

@@ -202,10 +202,56 @@ class _CompileWatch:
         return self._fired
 
 
+class _NoScipyFinder:
+    """An import hook that makes ``import scipy...`` fail in one thread."""
+
+    def __init__(self, thread):
+        self.thread = thread
+
+    def find_spec(self, name, path=None, target=None):
+        if (name == "scipy" or name.startswith("scipy.")) and \
+                threading.current_thread() is self.thread:
+            raise ImportError(f"{name}: not imported by vqa's preload")
+        return None
+
+
+class _no_scipy_here:
+    """While Numba's registries load in this thread, its check for a BLAS
+    (``numba.np.arraymath._HAVE_BLAS``, at import) would import
+    scipy.linalg: 0.2-0.5 s of the start-up's critical path, for nothing (no
+    vqa kernel calls BLAS).  This makes that import fail in this thread only
+    (other threads import SciPy as usual), then sets the flag to what Numba's
+    check would have found (SciPy installed).  Numba's linear algebra still
+    imports SciPy when a kernel uses it."""
+
+    def __enter__(self):
+        self.skip = ("numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules)
+        if not self.skip:
+            self.hook = _NoScipyFinder(threading.current_thread())
+            sys.meta_path.insert(0, self.hook)
+        return self
+
+    def __exit__(self, *exc):
+        if self.skip:
+            return False
+        try:
+            sys.meta_path.remove(self.hook)
+        except ValueError:
+            pass
+        am = sys.modules.get("numba.np.arraymath")
+        if am is not None and not getattr(am, "_HAVE_BLAS", True):
+            import importlib.util
+            try:
+                am._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
+            except (ImportError, ValueError):
+                pass
+        return False
+
+
 def preload() -> threading.Thread:
     """Start importing what loading the kernels from Numba's cache needs (its
-    typing and lowering registries: a few hundred modules, about 0.4 s; with
-    SciPy installed, Numba's BLAS check imports scipy.linalg too), in a
+    typing and lowering registries: a few hundred modules, about 0.4 s; its
+    BLAS check's import of scipy.linalg is skipped, see _no_scipy_here), in a
     daemon thread, so that it overlaps with probing the inputs and starting
     ffmpeg.  The warm-up then only loads the compiled code.
 
@@ -218,9 +264,10 @@ def preload() -> threading.Thread:
 
     def run():
         try:
-            from numba.core.registry import cpu_target
-            cpu_target.typing_context.refresh()
-            cpu_target.target_context.refresh()
+            with _no_scipy_here():
+                from numba.core.registry import cpu_target
+                cpu_target.typing_context.refresh()
+                cpu_target.target_context.refresh()
         except Exception:  # the warm-up does it anyway
             pass
 
