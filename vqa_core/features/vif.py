@@ -64,11 +64,15 @@ libvmaf's C reference).  The two differ only where the product's rounding
 crosses an integer, which random tests did not hit once in 3000 frames.
 
 **Implementation.**  Per scale, one parallel pass over row bands (one per
-thread).  Each padded input row enters a per-band ring once, as 16-bit
-streams (x, y and the products' 16-bit halves) with two consecutive rows
-interleaved, so that the vertical sums are 16-bit multiply-adds of pairs of
-taps (``pmaddwd`` through an LLVM intrinsic; a portable IR fallback
-elsewhere); the horizontal sums of mu and of the squares' 16-bit halves are
+thread, starting at even rows).  Each pair of padded input rows (2m, 2m + 1)
+enters a per-band ring once, as 16-bit streams (x, y and the products'
+16-bit halves) with the two rows interleaved, so that the vertical sums are
+16-bit multiply-adds of pairs of taps (``pmaddwd`` through an LLVM
+intrinsic; a portable IR fallback elsewhere); output rows 2m and 2m + 1 are
+both sums over the same pairs (taps ``f0 f1 | f2 f3 | ...`` and ``0 f0 | f1
+f2 | ...``), computed together so that each pair is loaded once for both
+(scales 0 and 1; the vertical pass is bound by memory traffic); the
+horizontal sums of mu and of the squares' 16-bit halves are
 multiply-adds of adjacent samples the same way (scales 0 and 1; the small
 scales 2 and 3 use 32-bit and float64 kernels), then the statistic in one
 branch-free vectorised loop (the log2 lookups through LLVM's ctlz).  The
@@ -147,6 +151,19 @@ def _prefer512(typingctx):
     def codegen(context, builder, sig, args):
         # llvmlite's attribute set accepts only its known names
         set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
+def _noinline(typingctx):
+    """Keep LLVM from inlining the calling function into its callers: the
+    attribute ``noinline``.  Numba re-optimizes a callee's code in every
+    caller it is linked into; a big function inlined there is optimized
+    again as part of a bigger one (compile time, not run time)."""
+    def codegen(context, builder, sig, args):
+        builder.function.attributes.add("noinline")
         return context.get_dummy_value()
 
     return types.none(), codegen
@@ -431,21 +448,66 @@ def _madd_step(typingctx, rows, ce, co, j, out, rnd, sh):
             ce16 = builder.trunc(builder.extract_value(ce_v, k), i16)
             co16 = builder.trunc(builder.extract_value(co_v, k), i16)
             acc = builder.add(acc, _emit_madd(builder, mode, v, ce16, co16))
-        o = context.make_array(sig.args[4])(context, builder, out_v)
-        if kind == "f":
-            vd = ir.VectorType(ir.DoubleType(), L)
-            res = builder.uitofp(acc, vd)
-        else:
-            res = builder.lshr(builder.add(acc, _splat(builder, rnd_v)), _splat(builder, sh_v))
-            vd = vi
-            if kind == 16:
-                vd = ir.VectorType(i16, L)
-                res = builder.xor(builder.trunc(res, vd), ir.Constant(vd, [-32768] * L))
-        po = builder.bitcast(builder.gep(o.data, [j_v]), vd.as_pointer())
-        builder.store(res, po, align=2)
+        _store_sums(context, builder, sig.args[4], out_v, j_v, acc, rnd_v, sh_v, kind)
         return context.get_dummy_value()
 
     return types.void(rows, ce, co, j, out, rnd, sh), codegen
+
+
+def _store_sums(context, builder, outty, out_v, j_v, acc, rnd_v, sh_v, kind):
+    """Store the 16 sums acc at out[j:] as _madd_step describes."""
+    i16, i32 = ir.IntType(16), ir.IntType(32)
+    L = LANES
+    o = context.make_array(outty)(context, builder, out_v)
+    if kind == "f":
+        vd = ir.VectorType(ir.DoubleType(), L)
+        res = builder.uitofp(acc, vd)
+    else:
+        res = builder.lshr(builder.add(acc, _splat(builder, rnd_v)), _splat(builder, sh_v))
+        vd = ir.VectorType(i32, L)
+        if kind == 16:
+            vd = ir.VectorType(i16, L)
+            res = builder.xor(builder.trunc(res, vd), ir.Constant(vd, [-32768] * L))
+    po = builder.bitcast(builder.gep(o.data, [j_v]), vd.as_pointer())
+    builder.store(res, po, align=2)
+
+
+@intrinsic
+def _madd_step2(typingctx, rows, ce, co, ce2, co2, j, out, out2, rnd, sh):
+    """_madd_step of two outputs from the same rows, each row loaded once:
+    out with the taps (ce, co), out2 with (ce2, co2) (same kind of output)."""
+    if not isinstance(rows, types.UniTuple):
+        return None
+    m = rows.count
+    mode = _SIMD
+    kind = "f" if isinstance(out.dtype, types.Float) else out.dtype.bitwidth
+
+    def codegen(context, builder, sig, args):
+        rows_v, ce_v, co_v, ce2_v, co2_v, j_v, out_v, out2_v, rnd_v, sh_v = args
+        i16, i32 = ir.IntType(16), ir.IntType(32)
+        L = LANES
+        v2 = ir.VectorType(i16, 2 * L)
+        vi = ir.VectorType(i32, L)
+        acc = ir.Constant(vi, [-2147483648] * L)
+        acc2 = acc
+        aryty = sig.args[0].dtype
+        for k in range(m):
+            a = context.make_array(aryty)(context, builder, builder.extract_value(rows_v, k))
+            p = builder.bitcast(builder.gep(a.data, [j_v]), v2.as_pointer())
+            v = builder.load(p, align=2)
+            for (cv_e, cv_o, first) in ((ce_v, co_v, True), (ce2_v, co2_v, False)):
+                ce16 = builder.trunc(builder.extract_value(cv_e, k), i16)
+                co16 = builder.trunc(builder.extract_value(cv_o, k), i16)
+                mad = _emit_madd(builder, mode, v, ce16, co16)
+                if first:
+                    acc = builder.add(acc, mad)
+                else:
+                    acc2 = builder.add(acc2, mad)
+        _store_sums(context, builder, sig.args[6], out_v, j_v, acc, rnd_v, sh_v, kind)
+        _store_sums(context, builder, sig.args[7], out2_v, j_v, acc2, rnd_v, sh_v, kind)
+        return context.get_dummy_value()
+
+    return types.void(rows, ce, co, ce2, co2, j, out, out2, rnd, sh), codegen
 
 
 @intrinsic
@@ -552,14 +614,15 @@ def _ring_row(P, Q, r, w, ring, wide):
 
 @njit(**_JIT)
 def _vm17(ring, s, t, c, w, o, rnd, sh):
-    """o[j] = sum_k taps[k] * v[t + k, j] (uint32 bits in int32) for j < w
-    rounded up to 16; c: the 17 taps (int64)."""
+    """o[j] = sum_m c[2m] lo(slot t + 2m)[j] + c[2m + 1] hi(slot t + 2m)[j]
+    (uint32 bits in int32) for j < w rounded up to 16; c: 18 taps (int64),
+    see _vtaps."""
     n = ring.shape[1]
     rw = ring[s]
     rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n],
             rw[(t + 10) % n], rw[(t + 12) % n], rw[(t + 14) % n], rw[(t + 16) % n])
     ce = (c[0], c[2], c[4], c[6], c[8], c[10], c[12], c[14], c[16])
-    co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], np.int64(0))
+    co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], c[17])
     for j in range(0, w, LANES):
         _madd_step(rows, ce, co, j, o, rnd, sh)
 
@@ -570,7 +633,7 @@ def _vm9(ring, s, t, c, w, o, rnd, sh):
     rw = ring[s]
     rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n])
     ce = (c[0], c[2], c[4], c[6], c[8])
-    co = (c[1], c[3], c[5], c[7], np.int64(0))
+    co = (c[1], c[3], c[5], c[7], c[9])
     for j in range(0, w, LANES):
         _madd_step(rows, ce, co, j, o, rnd, sh)
 
@@ -581,31 +644,73 @@ def _vm5(ring, s, t, c, w, o, rnd, sh):
     rw = ring[s]
     rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n])
     ce = (c[0], c[2], c[4])
-    co = (c[1], c[3], np.int64(0))
+    co = (c[1], c[3], c[5])
     for j in range(0, w, LANES):
         _madd_step(rows, ce, co, j, o, rnd, sh)
 
 
 @njit(**_JIT)
 def _vm3(ring, s, t, c, w, o, rnd, sh):
-    """Scalar (its centre tap, 43728, is not an int16; the scale is tiny)."""
+    """Scalar (its centre tap, 43728, is not an int16; the scale is tiny);
+    c: 4 taps, two pairs."""
     n = ring.shape[1]
     r0 = ring[s, t % n]
     r2 = ring[s, (t + 2) % n]
     f0 = np.int64(c[0])
     f1 = np.int64(c[1])
+    f2 = np.int64(c[2])
+    f3 = np.int64(c[3])
     for j in range(w):
         a = np.int64(r0[j])
-        v = (f0 * (((a & 0xFFFF) ^ 0x8000) + ((np.int64(r2[j]) & 0xFFFF) ^ 0x8000))
-             + f1 * (((a >> 16) & 0xFFFF) ^ 0x8000))
+        b = np.int64(r2[j])
+        v = (f0 * ((a & 0xFFFF) ^ 0x8000) + f1 * (((a >> 16) & 0xFFFF) ^ 0x8000)
+             + f2 * ((b & 0xFFFF) ^ 0x8000) + f3 * (((b >> 16) & 0xFFFF) ^ 0x8000))
         o[j] = ((v & 0xFFFFFFFF) + rnd) >> sh
+
+
+@njit(**_JIT)
+def _vm17_2(ring, s, t, c, d, w, o, o2, rnd, sh):
+    """_vm17 of two outputs: o with the taps c, o2 with d."""
+    n = ring.shape[1]
+    rw = ring[s]
+    rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n],
+            rw[(t + 10) % n], rw[(t + 12) % n], rw[(t + 14) % n], rw[(t + 16) % n])
+    ce = (c[0], c[2], c[4], c[6], c[8], c[10], c[12], c[14], c[16])
+    co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], c[17])
+    de = (d[0], d[2], d[4], d[6], d[8], d[10], d[12], d[14], d[16])
+    do = (d[1], d[3], d[5], d[7], d[9], d[11], d[13], d[15], d[17])
+    for j in range(0, w, LANES):
+        _madd_step2(rows, ce, co, de, do, j, o, o2, rnd, sh)
+
+
+@njit(**_JIT)
+def _vm9_2(ring, s, t, c, d, w, o, o2, rnd, sh):
+    n = ring.shape[1]
+    rw = ring[s]
+    rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n])
+    ce = (c[0], c[2], c[4], c[6], c[8])
+    co = (c[1], c[3], c[5], c[7], c[9])
+    de = (d[0], d[2], d[4], d[6], d[8])
+    do = (d[1], d[3], d[5], d[7], d[9])
+    for j in range(0, w, LANES):
+        _madd_step2(rows, ce, co, de, do, j, o, o2, rnd, sh)
+
+
+@njit(inline="always", **_JIT)
+def _vr2(n, ring, s, t, c, d, w, o, o2, rnd, sh):
+    """_vr of two outputs over the same slots (n = 17 or 9): o with the taps
+    c, o2 with d."""
+    if n == 17:
+        _vm17_2(ring, s, t, c, d, w, o, o2, rnd, sh)
+    else:
+        _vm9_2(ring, s, t, c, d, w, o, o2, rnd, sh)
 
 
 @njit(inline="always", **_JIT)
 def _vr(n, ring, s, t, c, w, o, rnd, sh):
-    """Vertical sums of stream s for the window starting at slot t, into o
-    (16 at a time: o must have room for w rounded up to 16), post-processed
-    as in _madd_step."""
+    """Vertical sums of stream s for the window of slots t, t + 2, ..., with
+    the n + 1 taps c (_vtaps), into o (16 at a time: o must have room for w
+    rounded up to 16), post-processed as in _madd_step."""
     if n == 17:
         _vm17(ring, s, t, c, w, o, rnd, sh)
     elif n == 9:
@@ -614,6 +719,19 @@ def _vr(n, ring, s, t, c, w, o, rnd, sh):
         _vm5(ring, s, t, c, w, o, rnd, sh)
     else:
         _vm3(ring, s, t, c, w, o, rnd, sh)
+
+
+def _vtaps(taps):
+    """The vertical taps as pairs for the ring's slots (slot r: rows r and
+    r + 1): row 0 for an output whose window starts at a slot's first row
+    (taps + a trailing 0), row 1 for one starting at its second row (a
+    leading 0 + taps); int64, n + 1 each."""
+    z = np.zeros(1, dtype=np.int64)
+    t = np.asarray(taps, dtype=np.int64)
+    return np.stack([np.concatenate([t, z]), np.concatenate([z, t])])
+
+
+_NO_VTAPS = _vtaps(FILTERS[3])
 
 
 @njit(**_JIT)
@@ -661,10 +779,105 @@ def _sq_join(lo, hi, w, o, rnd, sh):
         o[j] = np.float64(np.uint32((np.uint32(hi[j]) << sl) + ((np.uint32(lo[j]) + rn) >> sf)))
 
 
+@njit(**_JIT)
+def _vif_band(c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
+              taps, vt, wide, pad, nch, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
+              do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
+    """Rows of band c of vif_scale_sums (see there)."""
+    _noinline()
+    hf = n // 2
+    nn = taps_n.shape[0]
+    hfn = nn // 2
+    offn = hf - hfn
+    # the next scale's window starts at row i + offn: slot i + offn rounded
+    # down to even, taps of the matching parity
+    son = offn - offn % 2
+    vtn_i = vtn[offn % 2]
+    hn = h // 2
+    hp = (h + 1) // 2
+    rg = ring[c]
+    tl = tmp[c, 0]
+    th = tmp[c, 1]
+    tl2 = tmp[c, 2]
+    th2 = tmp[c, 3]
+    vm = vmu[c]
+    vh = vm16[c]
+    hq = hsq32[c]
+    vs = vsq[c]
+    hm = hmu[c]
+    hs = hsq[c]
+    i0 = 2 * ((c * hp) // nch)
+    i1 = min(2 * (((c + 1) * hp) // nch), h)
+    if i0 >= i1:
+        return
+    for r in range(i0, i0 + n - 1, 2):
+        _ring_row(P, Q, r, w, rg, wide)
+    e = pad + w
+    for i in range(i0, i1, 2):
+        _ring_row(P, Q, i + n - 1, w, rg, wide)
+        t = i % n
+        if n >= 9:
+            # taps < 2^15: the horizontal sums with pmaddwd too; rows i
+            # and i + 1 from the same slots (vm16 rows 0, 1 and 4, 5;
+            # hmu likewise; hsq32 rows 0..2 and 3..5)
+            for q in range(2):
+                _vr2(n, rg, q, t, vt[0], vt[1], w, vh[q][pad:], vh[4 + q][pad:],
+                     rnd_mu, sh_mu)
+                for k in (q, 4 + q):
+                    _mirror_cols(vh[k], pad, w, hf)
+                    _h_mu_madd(vh[k], taps, w, hm[k])
+            for q in range(3):
+                _vr2(n, rg, 2 + q, t, vt[0], vt[1], w, tl, tl2, 0, 0)
+                if wide:
+                    _vr2(n, rg, 5 + q, t, vt[0], vt[1], w, th, th2, 0, 0)
+                for par in range(2):
+                    _sq_split(tmp[c, 2 * par], tmp[c, 2 * par + 1], w, vh[2][pad:],
+                              vh[3][pad:], rnd_sq, sh_sq, wide)
+                    _mirror_cols(vh[2], pad, w, hf)
+                    _mirror_cols(vh[3], pad, w, hf)
+                    _h_mu_madd(vh[2], taps, w, hm[2])
+                    _h_mu_madd(vh[3], taps, w, hm[3])
+                    _sq_merge(hm[2], hm[3], w, hq[3 * par + q])
+            for par in range(min(2, i1 - i)):
+                a, b, e2, d = _stat_row(hm[4 * par], hm[4 * par + 1], hq[3 * par],
+                                        hq[3 * par + 1], hq[3 * par + 2], w, egl, tab,
+                                        use_fma, True)
+                out[i + par, 0] = a
+                out[i + par, 1] = b
+                out[i + par, 2] = e2
+                out[i + par, 3] = d
+        else:
+            for par in range(min(2, i1 - i)):
+                tv = vt[par]
+                for q in range(2):
+                    _vr(n, rg, q, t, tv, w, vm[q][pad:], rnd_mu, sh_mu)
+                for q in range(3):
+                    _vr(n, rg, 2 + q, t, tv, w, tl, 0, 0)
+                    _vr(n, rg, 5 + q, t, tv, w, th, 0, 0)
+                    _sq_join(tl, th, w, vs[q][pad:e], rnd_sq, sh_sq)
+                    _mirror_cols(vs[q], pad, w, hf)
+                    _h_sq9(vs[q], coef, w, hs[q])
+                for q in range(2):
+                    _mirror_cols(vm[q], pad, w, hf)
+                    _h_mu9(vm[q], coef, w, hm[q])
+                a, b, e2, d = _stat_row(hm[0], hm[1], hs[0], hs[1], hs[2], w, egl, tab,
+                                        use_fma, False)
+                out[i + par, 0] = a
+                out[i + par, 1] = b
+                out[i + par, 2] = e2
+                out[i + par, 3] = d
+        if do_sub and i // 2 < hn:
+            vr = sub_vrow[c]
+            for q in range(2):
+                _vr(nn, rg, q, t + son, vtn_i, w, vr[q][hfn:], rnd_n, sh_n)
+            _sub_h(vr, hfn, w, sub_eo[c, 0], sub_eo[c, 1], taps_n,
+                   Pn[hfn + i // 2], Qn[hfn + i // 2])
+
+
 @njit(parallel=True, **_JIT)
 def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
-                   taps, wide, pad, nch, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
-                   do_sub, taps_n, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
+                   taps, vt, wide, pad, nch, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
+                   do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
     """VIF sums of one scale: P, Q are the padded ref and dis planes (n // 2
     mirrored rows above and below, and one more row below).  Scratch per
     chunk c < nch (one row band each): ring (c, 8 or 5, n, w16) int32, tmp
@@ -680,78 +893,20 @@ def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, 
     With ``do_sub`` the pass also does subsample() (taps_n, rnd_n, sh_n,
     Pn, Qn; scratch sub_vrow (c, 2, w + 2 hf_n + 16) uint32 and sub_eo as
     there): the next scale's vertical low-pass at the rows it keeps is taken
-    from the same ring (its window lies inside this scale's)."""
-    hf = n // 2
-    nn = taps_n.shape[0]
-    hfn = nn // 2
-    offn = hf - hfn
-    hn = h // 2
+    from the same ring (its window lies inside this scale's).
+
+    ``vt`` and ``vtn``: this scale's and the next one's vertical taps as
+    pairs (_vtaps).  The ring holds only the pairs of rows starting at even
+    rows (a band starts at an even row): output rows i (even) and i + 1 are
+    both sums over the slots i, i + 2, ..., with the taps vt[0] and vt[1]."""
     for c in prange(nch):
-        rg = ring[c]
-        tl = tmp[c, 0]
-        th = tmp[c, 1]
-        vm = vmu[c]
-        vh = vm16[c]
-        hq = hsq32[c]
-        vs = vsq[c]
-        hm = hmu[c]
-        hs = hsq[c]
-        i0 = (c * h) // nch
-        i1 = ((c + 1) * h) // nch
-        if i0 >= i1:
-            continue
-        for r in range(i0, i0 + n - 1):
-            _ring_row(P, Q, r, w, rg, wide)
-        e = pad + w
-        for i in range(i0, i1):
-            _ring_row(P, Q, i + n - 1, w, rg, wide)
-            t = i % n
-            if n >= 9:  # taps < 2^15: the horizontal mu with pmaddwd too
-                for q in range(2):
-                    _vr(n, rg, q, t, taps, w, vh[q][pad:], rnd_mu, sh_mu)
-                    _mirror_cols(vh[q], pad, w, hf)
-                    _h_mu_madd(vh[q], taps, w, hm[q])
-            else:
-                for q in range(2):
-                    _vr(n, rg, q, t, taps, w, vm[q][pad:], rnd_mu, sh_mu)
-            if n >= 9:  # the squares in 16-bit halves, with pmaddwd
-                for q in range(3):
-                    _vr(n, rg, 2 + q, t, taps, w, tl, 0, 0)
-                    if wide:
-                        _vr(n, rg, 5 + q, t, taps, w, th, 0, 0)
-                    _sq_split(tl, th, w, vh[2][pad:], vh[3][pad:], rnd_sq, sh_sq, wide)
-                    _mirror_cols(vh[2], pad, w, hf)
-                    _mirror_cols(vh[3], pad, w, hf)
-                    _h_mu_madd(vh[2], taps, w, hm[2])
-                    _h_mu_madd(vh[3], taps, w, hm[3])
-                    _sq_merge(hm[2], hm[3], w, hq[q])
-                a, b, e2, d = _stat_row(hm[0], hm[1], hq[0], hq[1], hq[2], w, egl, tab,
-                                        use_fma, True)
-            else:
-                for q in range(3):
-                    _vr(n, rg, 2 + q, t, taps, w, tl, 0, 0)
-                    _vr(n, rg, 5 + q, t, taps, w, th, 0, 0)
-                    _sq_join(tl, th, w, vs[q][pad:e], rnd_sq, sh_sq)
-                    _mirror_cols(vs[q], pad, w, hf)
-                    _h_sq9(vs[q], coef, w, hs[q])
-                for q in range(2):
-                    _mirror_cols(vm[q], pad, w, hf)
-                    _h_mu9(vm[q], coef, w, hm[q])
-                a, b, e2, d = _stat_row(hm[0], hm[1], hs[0], hs[1], hs[2], w, egl, tab,
-                                        use_fma, False)
-            out[i, 0] = a
-            out[i, 1] = b
-            out[i, 2] = e2
-            out[i, 3] = d
-            if do_sub and i % 2 == 0 and i // 2 < hn:
-                vr = sub_vrow[c]
-                for q in range(2):
-                    _vr(nn, rg, q, t + offn, taps_n, w, vr[q][hfn:], rnd_n, sh_n)
-                _sub_h(vr, hfn, w, sub_eo[c, 0], sub_eo[c, 1], taps_n,
-                       Pn[hfn + i // 2], Qn[hfn + i // 2])
+        _vif_band(np.int64(c), P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
+                  taps, vt, wide, pad, nch, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
+                  do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo)
     if do_sub:
-        _mirror_rows(Pn, hfn, hn, w // 2)
-        _mirror_rows(Qn, hfn, hn, w // 2)
+        hfn = taps_n.shape[0] // 2
+        _mirror_rows(Pn, hfn, h // 2, w // 2)
+        _mirror_rows(Qn, hfn, h // 2, w // 2)
 
 
 @njit(**_JIT)
@@ -915,10 +1070,10 @@ class _Scale:
         self.vsq = np.zeros((nch, 3, w + 2 * pad + LANES), dtype=np.float64)
         # int16 rows of the vertical mu1, mu2 and of a square's high and low
         # halves, with room for the pmaddwd kernels' reads
-        self.vm16 = np.zeros((nch, 4, w + 2 * pad + 6 * LANES), dtype=np.int16)
+        self.vm16 = np.zeros((nch, 6, w + 2 * pad + 6 * LANES), dtype=np.int16)
         # horizontal mu1, mu2 and a square's high and low half sums
-        self.hmu = np.zeros((nch, 4, w + 2 * LANES), dtype=np.uint32)
-        self.hsq32 = np.zeros((nch, 3, w + 2 * LANES), dtype=np.uint32)
+        self.hmu = np.zeros((nch, 6, w + 2 * LANES), dtype=np.uint32)
+        self.hsq32 = np.zeros((nch, 6, w + 2 * LANES), dtype=np.uint32)
         self.hsq = np.zeros((nch, 3, w), dtype=np.float64)
         taps = FILTERS[s]
         nc = 9 if s == 0 else 5
@@ -929,14 +1084,16 @@ class _Scale:
         self.wide = not (s == 0 and in_dtype == np.uint8)
         wp = -(-w // LANES) * LANES
         self.ring = np.zeros((nch, 8 if self.wide else 5, n, wp), dtype=np.int32)
-        self.tmp = np.zeros((nch, 2, wp), dtype=np.int32)
+        self.tmp = np.zeros((nch, 4, wp), dtype=np.int32)
         self.taps = taps.astype(np.int64)
+        self.vt = _vtaps(taps)
         self.sub_dummy = np.zeros((1, 1, 1, 1), dtype=np.uint32)
         if s < 3:
             hn = HALF[s + 1]
             self.sub_vacc = np.zeros((nch, 2, w), dtype=np.uint32)
             self.sub_vrow = np.zeros((nch, 2, w + 2 * hn + LANES), dtype=np.uint32)
             self.taps_n = FILTERS[s + 1].astype(np.int64)
+            self.vtn = _vtaps(FILTERS[s + 1])
             self.sub_eo = np.zeros((nch, 2, 2, (w + 2 * hn + 1) // 2), dtype=np.uint32)
 
 
@@ -996,14 +1153,15 @@ class VIF(FeatureExtractor):
         # one row band per thread (each band primes its ring with n - 1 rows)
         nch = max(1, min(numba.get_num_threads(), len(sc.ring), sc.h // 8))
         if nx is None:
-            tn, pn, qn, vr, eo = _NO_TAPS, sc.P, sc.Q, sc.sub_dummy[0], sc.sub_dummy
+            tn, vtn, pn, qn, vr, eo = (_NO_TAPS, _NO_VTAPS, sc.P, sc.Q, sc.sub_dummy[0],
+                                       sc.sub_dummy)
         else:
-            tn, pn, qn, vr, eo = sc.taps_n, nx.P, nx.Q, sc.sub_vrow, sc.sub_eo
+            tn, vtn, pn, qn, vr, eo = sc.taps_n, sc.vtn, nx.P, nx.Q, sc.sub_vrow, sc.sub_eo
         vif_scale_sums(sc.P, sc.Q, sc.h, sc.w, len(FILTERS[sc.s]), sc.coef, rnd_mu, sh_mu,
                        rnd_sq, sh_sq, float(o["vif_enhn_gain_limit"]), LOG2, bool(self.fma),
-                       sc.taps, sc.wide, sc.pad, nch, sc.ring, sc.tmp, sc.vmu, sc.vm16, sc.vsq,
-                       sc.hmu, sc.hsq, sc.hsq32, sc.rows, nx is not None, tn, rnd_mu, sh_mu,
-                       pn, qn, vr, eo)
+                       sc.taps, sc.vt, sc.wide, sc.pad, nch, sc.ring, sc.tmp, sc.vmu, sc.vm16,
+                       sc.vsq, sc.hmu, sc.hsq, sc.hsq32, sc.rows, nx is not None, tn, vtn,
+                       rnd_mu, sh_mu, pn, qn, vr, eo)
         return tuple(int(v) for v in sc.rows.sum(axis=0))
 
     def integer_sums(self, ref_y, dis_y):
