@@ -87,6 +87,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._par import band_count, next_band
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -389,7 +390,7 @@ def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v):
+def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nth, nb, counter):
     """One DWT level of ``src`` into ``out[0..3]`` = bands a, h, v, d.
 
     Output sample i reads input samples 2i-1 .. 2i+2 (``iy``/``ix``: the
@@ -397,27 +398,39 @@ def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v):
     dtype sets the precision of the vertical pass (int16 at level 0, int32
     after); ``out``'s dtype sets that of the bands.  ``norm`` is subtracted
     from the vertical lo sums; ``wrap_v`` emulates libvmaf's 32-bit vertical
-    accumulator.
+    accumulator.  The rows are cut into nb bands taken in turn by nth
+    threads (``tmp[c]`` is thread c's; see _par; ``counter``: one int64).
     """
     w = src.shape[1]
     hh = iy.shape[1]
     ww = ix.shape[1]
     jend = min((w - 3) // 2 + 1, ww)
-    nch = tmp.shape[0]
-    for c in prange(nch):
+    counter[0] = 0
+    for c in prange(nth):
         lo = tmp[c, 0]
         hi = tmp[c, 1]
-        for i in range((c * hh) // nch, ((c + 1) * hh) // nch):
-            if wrap_v and tmp.itemsize == 2:  # level 0: 32-bit lanes
-                _vpass32(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
-                         lo, hi, norm, add_v, sh_v)
-                _hpass32(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
-                _hpass32(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
-            else:
-                _vpass(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
-                       lo, hi, norm, add_v, sh_v, wrap_v)
-                _hpass(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
-                _hpass(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
+        while True:
+            bd = next_band(counter)
+            if bd >= nb:
+                break
+            _dwt_rows(src, out, lo, hi, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v,
+                      (bd * hh) // nb, ((bd + 1) * hh) // nb, jend)
+
+
+@njit(cache=True, nogil=True)
+def _dwt_rows(src, out, lo, hi, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, i0, i1, jend):
+    """Rows i0..i1-1 of dwt2."""
+    for i in range(i0, i1):
+        if wrap_v and lo.itemsize == 2:  # level 0: 32-bit lanes
+            _vpass32(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
+                     lo, hi, norm, add_v, sh_v)
+            _hpass32(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
+            _hpass32(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
+        else:
+            _vpass(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
+                   lo, hi, norm, add_v, sh_v, wrap_v)
+            _hpass(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
+            _hpass(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
 
 
 @njit(cache=True, nogil=True)
@@ -629,7 +642,7 @@ def measure_level(ref, dis, recip, egl, egl_i, cos1sq, etop, ebottom, eleft, eri
                   rf, add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, round_end,
                   top, bottom, left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
                   d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
-                  dec_scratch, ring_b, ring_f, pool_scratch, out):
+                  dec_scratch, ring_b, ring_f, pool_scratch, out, nth, nb, counter):
     """Decoupling, CSF and contrast masking of one level, and its per-row
     sums over the pooled region rows top..bottom-1, columns left..right-1:
     out[i, 0:3] DLM numerator (h, v, d), out[i, 3:6] AIM numerator,
@@ -641,55 +654,75 @@ def measure_level(ref, dis, recip, egl, egl_i, cos1sq, etop, ebottom, eleft, eri
     restored values of columns eleft..round_end-1 are rounded half to even.
     Scratch: dec_scratch (chunks, 3, eright - eleft) int32, ring_b (chunks,
     3, 2, 3, w) of the bands' dtype, ring_f (chunks, 3, 4, w) int32,
-    pool_scratch (chunks, 2, w) int32 (the sums wrap as libvmaf's)."""
+    pool_scratch (chunks, 2, w) int32 (the sums wrap as libvmaf's).  The
+    pooled rows are cut into nb bands taken in turn by nth threads (scratch
+    [c] is thread c's; see _par; ``counter``: one int64)."""
     h = ref.shape[1]
     w = ref.shape[2]
-    nch = dec_scratch.shape[0]
     nround = min(max(round_end - eleft, 0), eright - eleft)
     rows = bottom - top
-    for c in prange(nch):
-        ang = dec_scratch[c, 0]
-        rec = dec_scratch[c, 1]
-        shf = dec_scratch[c, 2]
-        vs = pool_scratch[c, 0]
-        thr = pool_scratch[c, 1]
-        rb_ = ring_b[c]
-        rf_ = ring_f[c]
-        held = np.full(3, -1, dtype=np.int64)
-        for i in range(top + (c * rows) // nch, top + ((c + 1) * rows) // nch):
-            up = i - 1 if i > 0 else 1
-            dn = i + 1 if i < h - 1 else h - 1
-            for r in (up, i, dn):
-                sl = r % 3
-                if held[sl] != r:
-                    _decouple_into(ref, dis, r, eleft, eright, recip, egl, egl_i, cos1sq, rf,
-                                   add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr,
-                                   is16, nround, ang, rec, shf, rb_[sl, 0], rb_[sl, 1], rf_[sl])
-                    held[sl] = r
-            su = up % 3
-            si = i % 3
-            sd = dn % 3
-            fsi = rf_[si]
-            _thr_row3(rf_[su, 0], rf_[si, 0], rf_[sd, 0], fsi[1], left, right, w, vs, thr)
+    counter[0] = 0
+    for c in prange(nth):
+        while True:
+            bd = next_band(counter)
+            if bd >= nb:
+                break
+            _measure_rows(ref, dis, recip, egl, egl_i, cos1sq, eleft, eright, rf, add_dst,
+                          sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround,
+                          left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
+                          d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
+                          dec_scratch[c], ring_b[c], ring_f[c], pool_scratch[c], out,
+                          top + (bd * rows) // nb, top + ((bd + 1) * rows) // nb)
+
+
+@njit(cache=True, nogil=True)
+def _measure_rows(ref, dis, recip, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_dst,
+                  m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround, left, right, sub,
+                  add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in, d_add_sq, d_sh_sq, d_add_cub,
+                  d_sh_cub, d_add_in, d_sh_in, do_aim, dsc, rb_, rf_, psc, out, i0, i1):
+    """Rows i0..i1-1 of measure_level with one thread's scratch."""
+    h = ref.shape[1]
+    w = ref.shape[2]
+    ang = dsc[0]
+    rec = dsc[1]
+    shf = dsc[2]
+    vs = psc[0]
+    thr = psc[1]
+    held = np.full(3, -1, dtype=np.int64)
+    for i in range(i0, i1):
+        up = i - 1 if i > 0 else 1
+        dn = i + 1 if i < h - 1 else h - 1
+        for r in (up, i, dn):
+            sl = r % 3
+            if held[sl] != r:
+                _decouple_into(ref, dis, r, eleft, eright, recip, egl, egl_i, cos1sq, rf,
+                               add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr,
+                               is16, nround, ang, rec, shf, rb_[sl, 0], rb_[sl, 1], rf_[sl])
+                held[sl] = r
+        su = up % 3
+        si = i % 3
+        sd = dn % 3
+        fsi = rf_[si]
+        _thr_row3(rf_[su, 0], rf_[si, 0], rf_[sd, 0], fsi[1], left, right, w, vs, thr)
+        for t in range(3):
+            x = rb_[si, 0, t, left:right]
+            if is16:
+                s = _cube_sum0(x, thr, rf[t], sub[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
+            else:
+                s = _cube_sum(x, thr, rf[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
+            out[i, t] = (s + add_in) >> sh_in
+        if do_aim:
+            _thr_row3(rf_[su, 2], rf_[si, 2], rf_[sd, 2], fsi[3], left, right, w, vs, thr)
             for t in range(3):
-                x = rb_[si, 0, t, left:right]
+                x = rb_[si, 1, t, left:right]
                 if is16:
                     s = _cube_sum0(x, thr, rf[t], sub[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
                 else:
                     s = _cube_sum(x, thr, rf[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
-                out[i, t] = (s + add_in) >> sh_in
-            if do_aim:
-                _thr_row3(rf_[su, 2], rf_[si, 2], rf_[sd, 2], fsi[3], left, right, w, vs, thr)
-                for t in range(3):
-                    x = rb_[si, 1, t, left:right]
-                    if is16:
-                        s = _cube_sum0(x, thr, rf[t], sub[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
-                    else:
-                        s = _cube_sum(x, thr, rf[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
-                    out[i, 3 + t] = (s + add_in) >> sh_in
-            for t in range(3):
-                s = _den_sum(ref[t + 1, i, left:right], is16, d_add_sq, d_sh_sq, d_add_cub, d_sh_cub)
-                out[i, 6 + t] = (s + d_add_in) >> d_sh_in
+                out[i, 3 + t] = (s + add_in) >> sh_in
+        for t in range(3):
+            s = _den_sum(ref[t + 1, i, left:right], is16, d_add_sq, d_sh_sq, d_add_cub, d_sh_cub)
+            out[i, 6 + t] = (s + d_add_in) >> d_sh_in
 
 
 @njit(cache=True, nogil=True)
@@ -759,9 +792,9 @@ class _Level:
         # truncates.  This only matters for a non-integer adm_enhn_gain_limit.
         el, er = self.ext[2], self.ext[3]
         self.round_end = er - (er - el) % 16
-        # measure_level's chunks, one per thread: each also decouples its two
-        # boundary rows
-        nch = max(1, min(numba.get_num_threads(), h // 24))
+        # measure_level's scratch, one per thread (its bands each also
+        # decouple their two boundary rows)
+        nch = max(1, min(chunks, h))
         self.dec_scratch = np.zeros((nch, 3, self.ext[3] - self.ext[2]), dtype=np.int32)
         self.pool_scratch = np.zeros((nch, 2, w), dtype=np.int32)  # wrapped as libvmaf
         # rows of measure_level's ring: restored/additive bands and masks
@@ -888,7 +921,8 @@ class ADM(FeatureExtractor):
         self._egl_i = int(self._egl) if self._egl == int(self._egl) else 0
         self._cos1sq = float(np.float32(math.cos(math.pi / 180.0) * math.cos(math.pi / 180.0)))
         self._nw = float(o["adm_noise_weight"])
-        chunks = 16
+        chunks = max(1, numba.config.NUMBA_NUM_THREADS)  # scratch: one per thread
+        self._counter = np.zeros(1, dtype=np.int64)
         self._levels = []
         w, h = fmt.width, fmt.height
         for s in range(4):
@@ -906,19 +940,24 @@ class ADM(FeatureExtractor):
         else:
             args = ((0, 0, 0, 16384, 15, False), (0, 32768, 16, 32768, 16, False),
                     (0, 32768, 16, 16384, 15, False))[lv.scale - 1]
-        dwt2(ref, lv.ref, lv.tmp_r, lv.iy, lv.ix, *args)
-        dwt2(dis, lv.dis, lv.tmp_d, lv.iy, lv.ix, *args)
+        nth = max(1, min(numba.get_num_threads(), len(lv.tmp_r)))
+        nb = band_count(nth, lv.h, 8)
+        dwt2(ref, lv.ref, lv.tmp_r, lv.iy, lv.ix, *args, nth, nb, self._counter)
+        dwt2(dis, lv.dis, lv.tmp_d, lv.iy, lv.ix, *args, nth, nb, self._counter)
 
     def _measure(self, lv, do_aim):
         etop, ebottom, eleft, eright = lv.ext
         top, bottom, left, right = lv.reg
         rows = lv.rows
+        nth = max(1, min(numba.get_num_threads(), len(lv.dec_scratch)))
+        nb = band_count(nth, bottom - top, 24)
         measure_level(lv.ref, lv.dis, _RECIP, self._egl, self._egl_i, self._cos1sq,
                       etop, ebottom, eleft, eright, lv.rf, lv.add_dst, lv.sh_dst, *lv.flt,
                       lv.is16, lv.round_end, top, bottom, left, right, lv.sub, lv.add_sq,
                       lv.sh_sq, lv.add_cub, lv.sh_cub, lv.add_in, lv.sh_in, lv.d_sq[0],
                       lv.d_sq[1], lv.d_cub[0], lv.d_cub[1], lv.d_in[0], lv.d_in[1], do_aim,
-                      lv.dec_scratch, lv.ring_b, lv.ring_f, lv.pool_scratch, rows)
+                      lv.dec_scratch, lv.ring_b, lv.ring_f, lv.pool_scratch, rows, nth, nb,
+                      self._counter)
         sums = [int(x) for x in rows[top:bottom].sum(axis=0)]
         pre32 = not lv.is16
         noise = _powf_third(np.float32(lv.area * self._nw))

@@ -59,8 +59,10 @@ in the same order in double precision, so the outputs equal libvmaf's.
 from __future__ import annotations
 
 import numpy as np
+import numba
 from numba import njit, prange
 
+from ._par import BANDS_PER_THREAD, next_band
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -80,51 +82,62 @@ _BOOLS = ("motion_force_zero", "motion_five_frame_window", "motion_moving_averag
 # ---------------------------------------------------------------- kernel
 
 @njit(cache=True, nogil=True, parallel=True)
-def motion_sad(prev, cur, bpc, yrows, band_sums):
+def motion_sad(prev, cur, bpc, yrows, band_sums, nth, counter):
     """sum |blur(prev - cur)| over the frame, libvmaf's fixed point.
 
-    ``yrows`` is (nbands, w + 4) int64 scratch (one row per band, with two
-    mirrored columns each side); ``band_sums`` (nbands,) int64 receives the
-    per-band sums.  Returns the total."""
-    h, w = cur.shape
+    ``band_sums`` (nbands,) int64 receives the per-band sums; the bands are
+    taken in turn by nth threads (see _par; ``counter``: one int64);
+    ``yrows`` is (nth, w + 4) int64 scratch (one row per thread, with two
+    mirrored columns each side).  Returns the total."""
     nb = band_sums.shape[0]
-    rnd = np.int64(1) << (bpc - 1)
-    for b in prange(nb):
-        r0 = b * h // nb
-        r1 = (b + 1) * h // nb
-        yr = yrows[b]
-        total = np.int64(0)
-        for i in range(r0, r1):
-            ia = i - 2 if i >= 2 else 2 - i
-            ib = i - 1 if i >= 1 else 1 - i
-            ic = i + 1 if i + 1 < h else 2 * h - i - 3
-            id_ = i + 2 if i + 2 < h else 2 * h - i - 4
-            pa, pb, pc, pd, pe = prev[ia], prev[ib], prev[i], prev[ic], prev[id_]
-            ca, cb, cc, cd, ce = cur[ia], cur[ib], cur[i], cur[ic], cur[id_]
-            nz = np.int64(0)
-            for j in range(w):
-                s = (np.int64(3571) * ((np.int64(pa[j]) - np.int64(ca[j]))
-                                       + (np.int64(pe[j]) - np.int64(ce[j])))
-                     + np.int64(16004) * ((np.int64(pb[j]) - np.int64(cb[j]))
-                                          + (np.int64(pd[j]) - np.int64(cd[j])))
-                     + np.int64(26386) * (np.int64(pc[j]) - np.int64(cc[j])))
-                v = (s + rnd) >> bpc
-                yr[j + 2] = v
-                nz |= v
-            if nz == 0:
-                continue  # a zero row contributes nothing
-            yr[0] = yr[4]
-            yr[1] = yr[3]
-            yr[w + 2] = yr[w]
-            yr[w + 3] = yr[w - 1]
-            rs = np.int64(0)
-            for j in range(w):
-                x = (np.int64(3571) * (yr[j] + yr[j + 4]) + np.int64(16004) * (yr[j + 1] + yr[j + 3])
-                     + np.int64(26386) * yr[j + 2] + np.int64(32768)) >> 16
-                rs += abs(x)
-            total += rs
-        band_sums[b] = total
+    counter[0] = 0
+    for c in prange(nth):
+        while True:
+            b = next_band(counter)
+            if b >= nb:
+                break
+            band_sums[b] = _sad_rows(prev, cur, bpc, yrows[c], b, nb)
     return band_sums.sum()
+
+
+@njit(cache=True, nogil=True)
+def _sad_rows(prev, cur, bpc, yr, b, nb):
+    """The sum of motion_sad's band b of nb."""
+    h, w = cur.shape
+    rnd = np.int64(1) << (bpc - 1)
+    r0 = b * h // nb
+    r1 = (b + 1) * h // nb
+    total = np.int64(0)
+    for i in range(r0, r1):
+        ia = i - 2 if i >= 2 else 2 - i
+        ib = i - 1 if i >= 1 else 1 - i
+        ic = i + 1 if i + 1 < h else 2 * h - i - 3
+        id_ = i + 2 if i + 2 < h else 2 * h - i - 4
+        pa, pb, pc, pd, pe = prev[ia], prev[ib], prev[i], prev[ic], prev[id_]
+        ca, cb, cc, cd, ce = cur[ia], cur[ib], cur[i], cur[ic], cur[id_]
+        nz = np.int64(0)
+        for j in range(w):
+            s = (np.int64(3571) * ((np.int64(pa[j]) - np.int64(ca[j]))
+                                   + (np.int64(pe[j]) - np.int64(ce[j])))
+                 + np.int64(16004) * ((np.int64(pb[j]) - np.int64(cb[j]))
+                                      + (np.int64(pd[j]) - np.int64(cd[j])))
+                 + np.int64(26386) * (np.int64(pc[j]) - np.int64(cc[j])))
+            v = (s + rnd) >> bpc
+            yr[j + 2] = v
+            nz |= v
+        if nz == 0:
+            continue  # a zero row contributes nothing
+        yr[0] = yr[4]
+        yr[1] = yr[3]
+        yr[w + 2] = yr[w]
+        yr[w + 3] = yr[w - 1]
+        rs = np.int64(0)
+        for j in range(w):
+            x = (np.int64(3571) * (yr[j] + yr[j + 4]) + np.int64(16004) * (yr[j + 1] + yr[j + 3])
+                 + np.int64(26386) * yr[j + 2] + np.int64(32768)) >> 16
+            rs += abs(x)
+        total += rs
+    return total
 
 
 # ---------------------------------------------------------------- extractor
@@ -200,16 +213,19 @@ class Motion(FeatureExtractor):
         # ring of the last reference luma planes: i-1 (and i-2 for the window)
         nkeep = self._min_idx + 1
         self._ring = [np.empty((h, w), dtype=fmt.dtype) for _ in range(nkeep)]
-        nb = max(1, min(16, h // 8))
-        self._yrows = np.zeros((nb, w + 4), dtype=np.int64)
-        self._band_sums = np.zeros(nb, dtype=np.int64)
+        nth = max(1, numba.config.NUMBA_NUM_THREADS)
+        self._yrows = np.zeros((nth, w + 4), dtype=np.int64)
+        self._band_sums = np.zeros(max(1, min(BANDS_PER_THREAD * nth, h // 8)), dtype=np.int64)
+        self._counter = np.zeros(1, dtype=np.int64)
         self._area = w * h
         self._reset()
 
     # -- scores -----------------------------------------------------------
     def sad_score(self, prev_y: np.ndarray, cur_y: np.ndarray) -> float:
         """libvmaf's per-frame motion score of ``cur_y`` against ``prev_y``."""
-        sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrows, self._band_sums))
+        nth = max(1, min(numba.get_num_threads(), len(self._yrows)))
+        sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrows, self._band_sums, nth,
+                             self._counter))
         o = self.options
         return min(sad / 256.0 / self._area * o["motion_fps_weight"], o["motion_max_val"])
 

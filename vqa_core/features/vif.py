@@ -63,8 +63,8 @@ the rounded product.  vqa fuses it too (class attribute ``VIF.fma``; off gives
 libvmaf's C reference).  The two differ only where the product's rounding
 crosses an integer, which random tests did not hit once in 3000 frames.
 
-**Implementation.**  Per scale, one parallel pass over row bands (one per
-thread, starting at even rows).  Each pair of padded input rows (2m, 2m + 1)
+**Implementation.**  Per scale, one parallel pass over row bands (a few
+per thread, starting at even rows, taken in turn: see ``_par``).  Each pair of padded input rows (2m, 2m + 1)
 enters a per-band ring once, as 16-bit streams (x, y and the products'
 16-bit halves) with the two rows interleaved, so that the vertical sums are
 16-bit multiply-adds of pairs of taps (``pmaddwd`` through an LLVM
@@ -97,6 +97,7 @@ import numba
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from ._par import band_count, next_band
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -780,10 +781,11 @@ def _sq_join(lo, hi, w, o, rnd, sh):
 
 
 @njit(**_JIT)
-def _vif_band(c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
-              taps, vt, wide, pad, nch, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
+def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
+              taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
               do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
-    """Rows of band c of vif_scale_sums (see there)."""
+    """Rows of band bd (of nb) of vif_scale_sums (see there), with the
+    scratch buffers c."""
     _noinline()
     hf = n // 2
     nn = taps_n.shape[0]
@@ -806,8 +808,8 @@ def _vif_band(c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, us
     vs = vsq[c]
     hm = hmu[c]
     hs = hsq[c]
-    i0 = 2 * ((c * hp) // nch)
-    i1 = min(2 * (((c + 1) * hp) // nch), h)
+    i0 = 2 * ((bd * hp) // nb)
+    i1 = min(2 * (((bd + 1) * hp) // nb), h)
     if i0 >= i1:
         return
     for r in range(i0, i0 + n - 1, 2):
@@ -876,11 +878,11 @@ def _vif_band(c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, us
 
 @njit(parallel=True, **_JIT)
 def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
-                   taps, vt, wide, pad, nch, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
-                   do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
+                   taps, vt, wide, pad, nth, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32,
+                   out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo, counter):
     """VIF sums of one scale: P, Q are the padded ref and dis planes (n // 2
     mirrored rows above and below, and one more row below).  Scratch per
-    chunk c < nch (one row band each): ring (c, 8 or 5, n, w16) int32, tmp
+    thread c < nth: ring (c, 8 or 5, n, w16) int32, tmp
     (c, 2, w16) int32 (w16: w rounded up to 16), vmu (c, 2, w + 2 pad + 16)
     uint32 (n < 9) or vm16 (c, 2, w + 2 pad + 96) int16 (n >= 9), vsq (c, 3,
     w + 2 pad + 16) float64, hmu (c, 2, w + 32) uint32, hsq (c, 3, w)
@@ -898,11 +900,20 @@ def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, 
     ``vt`` and ``vtn``: this scale's and the next one's vertical taps as
     pairs (_vtaps).  The ring holds only the pairs of rows starting at even
     rows (a band starts at an even row): output rows i (even) and i + 1 are
-    both sums over the slots i, i + 2, ..., with the taps vt[0] and vt[1]."""
-    for c in prange(nch):
-        _vif_band(np.int64(c), P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
-                  taps, vt, wide, pad, nch, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
-                  do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo)
+    both sums over the slots i, i + 2, ..., with the taps vt[0] and vt[1].
+
+    The rows are cut into nb bands (starting at even rows), which the nth
+    threads take in turn (see _par; ``counter``: one int64)."""
+    counter[0] = 0
+    for c in prange(nth):
+        while True:
+            bd = next_band(counter)
+            if bd >= nb:
+                break
+            _vif_band(bd, np.int64(c), P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl,
+                      tab, use_fma, taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu,
+                      hsq, hsq32, out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow,
+                      sub_eo)
     if do_sub:
         hfn = taps_n.shape[0] // 2
         _mirror_rows(Pn, hfn, h // 2, w // 2)
@@ -1135,6 +1146,7 @@ class VIF(FeatureExtractor):
         self._bpc = fmt.bitdepth
         chunks = max(1, numba.config.NUMBA_NUM_THREADS)  # one row band per thread
         self._scales = []
+        self._counter = np.zeros(1, dtype=np.int64)
         w, h = fmt.width, fmt.height
         for s in range(4):
             self._scales.append(_Scale(s, w, h, fmt.dtype, chunks))
@@ -1150,8 +1162,10 @@ class VIF(FeatureExtractor):
         else:
             rnd_mu, sh_mu, rnd_sq, sh_sq = 32768, 16, 32768, 16
         o = self.options
-        # one row band per thread (each band primes its ring with n - 1 rows)
-        nch = max(1, min(numba.get_num_threads(), len(sc.ring), sc.h // 8))
+        # a few row bands per thread, taken in turn (each band primes its
+        # ring with n - 1 rows)
+        nth = max(1, min(numba.get_num_threads(), len(sc.ring)))
+        nb = band_count(nth, sc.h)
         if nx is None:
             tn, vtn, pn, qn, vr, eo = (_NO_TAPS, _NO_VTAPS, sc.P, sc.Q, sc.sub_dummy[0],
                                        sc.sub_dummy)
@@ -1159,9 +1173,9 @@ class VIF(FeatureExtractor):
             tn, vtn, pn, qn, vr, eo = sc.taps_n, sc.vtn, nx.P, nx.Q, sc.sub_vrow, sc.sub_eo
         vif_scale_sums(sc.P, sc.Q, sc.h, sc.w, len(FILTERS[sc.s]), sc.coef, rnd_mu, sh_mu,
                        rnd_sq, sh_sq, float(o["vif_enhn_gain_limit"]), LOG2, bool(self.fma),
-                       sc.taps, sc.vt, sc.wide, sc.pad, nch, sc.ring, sc.tmp, sc.vmu, sc.vm16,
-                       sc.vsq, sc.hmu, sc.hsq, sc.hsq32, sc.rows, nx is not None, tn, vtn,
-                       rnd_mu, sh_mu, pn, qn, vr, eo)
+                       sc.taps, sc.vt, sc.wide, sc.pad, nth, nb, sc.ring, sc.tmp, sc.vmu,
+                       sc.vm16, sc.vsq, sc.hmu, sc.hsq, sc.hsq32, sc.rows, nx is not None, tn,
+                       vtn, rnd_mu, sh_mu, pn, qn, vr, eo, self._counter)
         return tuple(int(v) for v in sc.rows.sum(axis=0))
 
     def integer_sums(self, ref_y, dis_y):
