@@ -51,3 +51,16 @@ def band_count(threads: int, rows: int, min_rows: int = 16) -> int:
     """How many bands to cut ``rows`` into for ``threads`` threads: a few per
     thread, none shorter than ``min_rows`` (each band costs some set-up)."""
     return max(1, min(BANDS_PER_THREAD * threads, rows // min_rows))
+
+
+@intrinsic
+def noinline(typingctx):
+    """Keep LLVM from inlining the calling function into its callers: the
+    attribute ``noinline``.  Numba re-optimizes a callee's code in every
+    caller it is linked into; a big function inlined there is optimized
+    again as part of a bigger one (compile time, not run time)."""
+    def codegen(context, builder, sig, args):
+        builder.function.attributes.add("noinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen

@@ -87,7 +87,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._par import band_count, next_band
+from ._par import band_count, next_band, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -420,6 +420,7 @@ def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nth, nb,
 @njit(cache=True, nogil=True)
 def _dwt_rows(src, out, lo, hi, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, i0, i1, jend):
     """Rows i0..i1-1 of dwt2."""
+    noinline()
     for i in range(i0, i1):
         if wrap_v and lo.itemsize == 2:  # level 0: 32-bit lanes
             _vpass32(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
@@ -681,6 +682,7 @@ def _measure_rows(ref, dis, recip, egl, egl_i, cos1sq, eleft, eright, rf, add_ds
                   add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in, d_add_sq, d_sh_sq, d_add_cub,
                   d_sh_cub, d_add_in, d_sh_in, do_aim, dsc, rb_, rf_, psc, out, i0, i1):
     """Rows i0..i1-1 of measure_level with one thread's scratch."""
+    noinline()
     h = ref.shape[1]
     w = ref.shape[2]
     ang = dsc[0]

@@ -62,7 +62,7 @@ import numpy as np
 import numba
 from numba import njit, prange
 
-from ._par import BANDS_PER_THREAD, next_band
+from ._par import BANDS_PER_THREAD, next_band, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -103,6 +103,7 @@ def motion_sad(prev, cur, bpc, yrows, band_sums, nth, counter):
 @njit(cache=True, nogil=True)
 def _sad_rows(prev, cur, bpc, yr, b, nb):
     """The sum of motion_sad's band b of nb."""
+    noinline()
     h, w = cur.shape
     rnd = np.int64(1) << (bpc - 1)
     r0 = b * h // nb

@@ -97,7 +97,7 @@ import numba
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from ._par import band_count, next_band
+from ._par import band_count, next_band, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -152,19 +152,6 @@ def _prefer512(typingctx):
     def codegen(context, builder, sig, args):
         # llvmlite's attribute set accepts only its known names
         set.add(builder.function.attributes, '"prefer-vector-width"="512"')
-        return context.get_dummy_value()
-
-    return types.none(), codegen
-
-
-@intrinsic
-def _noinline(typingctx):
-    """Keep LLVM from inlining the calling function into its callers: the
-    attribute ``noinline``.  Numba re-optimizes a callee's code in every
-    caller it is linked into; a big function inlined there is optimized
-    again as part of a bigger one (compile time, not run time)."""
-    def codegen(context, builder, sig, args):
-        builder.function.attributes.add("noinline")
         return context.get_dummy_value()
 
     return types.none(), codegen
@@ -786,7 +773,7 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
               do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
     """Rows of band bd (of nb) of vif_scale_sums (see there), with the
     scratch buffers c."""
-    _noinline()
+    noinline()
     hf = n // 2
     nn = taps_n.shape[0]
     hfn = nn // 2
