@@ -658,8 +658,6 @@ def measure_level(ref, dis, recip, egl, egl_i, cos1sq, etop, ebottom, eleft, eri
     pool_scratch (chunks, 2, w) int32 (the sums wrap as libvmaf's).  The
     pooled rows are cut into nb bands taken in turn by nth threads (scratch
     [c] is thread c's; see _par; ``counter``: one int64)."""
-    h = ref.shape[1]
-    w = ref.shape[2]
     nround = min(max(round_end - eleft, 0), eright - eleft)
     rows = bottom - top
     counter[0] = 0

@@ -407,6 +407,43 @@ def _splat(builder, x):
                                   ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
 
 
+def _madd_sums(context, builder, rowsty, rows_v, j_v, taps):
+    """The 16-lane int32 sums 2^31 + sum_k lo(rows[k][j + l]) * ce[k] +
+    hi(rows[k][j + l]) * co[k] for each (ce, co) in ``taps`` (LLVM values of
+    int64 tuples), each row loaded once for all of them."""
+    i16, i32 = ir.IntType(16), ir.IntType(32)
+    L = LANES
+    v2 = ir.VectorType(i16, 2 * L)
+    accs = [ir.Constant(ir.VectorType(i32, L), [-2147483648] * L) for _ in taps]
+    for k in range(rowsty.count):
+        a = context.make_array(rowsty.dtype)(context, builder, builder.extract_value(rows_v, k))
+        p = builder.bitcast(builder.gep(a.data, [j_v]), v2.as_pointer())
+        v = builder.load(p, align=2)
+        for t, (ce_v, co_v) in enumerate(taps):
+            ce16 = builder.trunc(builder.extract_value(ce_v, k), i16)
+            co16 = builder.trunc(builder.extract_value(co_v, k), i16)
+            accs[t] = builder.add(accs[t], _emit_madd(builder, _SIMD, v, ce16, co16))
+    return accs
+
+
+def _store_sums(context, builder, outty, out_v, j_v, acc, rnd_v, sh_v):
+    """Store the 16 sums acc at out[j:] as _madd_step describes."""
+    i16, i32 = ir.IntType(16), ir.IntType(32)
+    L = LANES
+    o = context.make_array(outty)(context, builder, out_v)
+    if isinstance(outty.dtype, types.Float):
+        vd = ir.VectorType(ir.DoubleType(), L)
+        res = builder.uitofp(acc, vd)
+    else:
+        res = builder.lshr(builder.add(acc, _splat(builder, rnd_v)), _splat(builder, sh_v))
+        vd = ir.VectorType(i32, L)
+        if outty.dtype.bitwidth == 16:
+            vd = ir.VectorType(i16, L)
+            res = builder.xor(builder.trunc(res, vd), ir.Constant(vd, [-32768] * L))
+    po = builder.bitcast(builder.gep(o.data, [j_v]), vd.as_pointer())
+    builder.store(res, po, align=2)
+
+
 @intrinsic
 def _madd_step(typingctx, rows, ce, co, j, out, rnd, sh):
     """out[j + l] = 2^31 + sum_k lo(rows[k][j + l]) * ce[k]
@@ -417,82 +454,29 @@ def _madd_step(typingctx, rows, ce, co, j, out, rnd, sh):
     (uint32 + rnd) >> sh (rnd, sh: int64 < 2^15, < 32)."""
     if not isinstance(rows, types.UniTuple):
         return None
-    m = rows.count
-    mode = _SIMD
-    kind = "f" if isinstance(out.dtype, types.Float) else out.dtype.bitwidth
 
     def codegen(context, builder, sig, args):
         rows_v, ce_v, co_v, j_v, out_v, rnd_v, sh_v = args
-        i16, i32 = ir.IntType(16), ir.IntType(32)
-        L = LANES
-        v2 = ir.VectorType(i16, 2 * L)
-        vi = ir.VectorType(i32, L)
-        acc = ir.Constant(vi, [-2147483648] * L)
-        aryty = sig.args[0].dtype
-        for k in range(m):
-            a = context.make_array(aryty)(context, builder, builder.extract_value(rows_v, k))
-            p = builder.bitcast(builder.gep(a.data, [j_v]), v2.as_pointer())
-            v = builder.load(p, align=2)
-            ce16 = builder.trunc(builder.extract_value(ce_v, k), i16)
-            co16 = builder.trunc(builder.extract_value(co_v, k), i16)
-            acc = builder.add(acc, _emit_madd(builder, mode, v, ce16, co16))
-        _store_sums(context, builder, sig.args[4], out_v, j_v, acc, rnd_v, sh_v, kind)
+        acc, = _madd_sums(context, builder, sig.args[0], rows_v, j_v, [(ce_v, co_v)])
+        _store_sums(context, builder, sig.args[4], out_v, j_v, acc, rnd_v, sh_v)
         return context.get_dummy_value()
 
     return types.void(rows, ce, co, j, out, rnd, sh), codegen
 
 
-def _store_sums(context, builder, outty, out_v, j_v, acc, rnd_v, sh_v, kind):
-    """Store the 16 sums acc at out[j:] as _madd_step describes."""
-    i16, i32 = ir.IntType(16), ir.IntType(32)
-    L = LANES
-    o = context.make_array(outty)(context, builder, out_v)
-    if kind == "f":
-        vd = ir.VectorType(ir.DoubleType(), L)
-        res = builder.uitofp(acc, vd)
-    else:
-        res = builder.lshr(builder.add(acc, _splat(builder, rnd_v)), _splat(builder, sh_v))
-        vd = ir.VectorType(i32, L)
-        if kind == 16:
-            vd = ir.VectorType(i16, L)
-            res = builder.xor(builder.trunc(res, vd), ir.Constant(vd, [-32768] * L))
-    po = builder.bitcast(builder.gep(o.data, [j_v]), vd.as_pointer())
-    builder.store(res, po, align=2)
-
-
 @intrinsic
 def _madd_step2(typingctx, rows, ce, co, ce2, co2, j, out, out2, rnd, sh):
     """_madd_step of two outputs from the same rows, each row loaded once:
-    out with the taps (ce, co), out2 with (ce2, co2) (same kind of output)."""
+    out with the taps (ce, co), out2 with (ce2, co2)."""
     if not isinstance(rows, types.UniTuple):
         return None
-    m = rows.count
-    mode = _SIMD
-    kind = "f" if isinstance(out.dtype, types.Float) else out.dtype.bitwidth
 
     def codegen(context, builder, sig, args):
         rows_v, ce_v, co_v, ce2_v, co2_v, j_v, out_v, out2_v, rnd_v, sh_v = args
-        i16, i32 = ir.IntType(16), ir.IntType(32)
-        L = LANES
-        v2 = ir.VectorType(i16, 2 * L)
-        vi = ir.VectorType(i32, L)
-        acc = ir.Constant(vi, [-2147483648] * L)
-        acc2 = acc
-        aryty = sig.args[0].dtype
-        for k in range(m):
-            a = context.make_array(aryty)(context, builder, builder.extract_value(rows_v, k))
-            p = builder.bitcast(builder.gep(a.data, [j_v]), v2.as_pointer())
-            v = builder.load(p, align=2)
-            for (cv_e, cv_o, first) in ((ce_v, co_v, True), (ce2_v, co2_v, False)):
-                ce16 = builder.trunc(builder.extract_value(cv_e, k), i16)
-                co16 = builder.trunc(builder.extract_value(cv_o, k), i16)
-                mad = _emit_madd(builder, mode, v, ce16, co16)
-                if first:
-                    acc = builder.add(acc, mad)
-                else:
-                    acc2 = builder.add(acc2, mad)
-        _store_sums(context, builder, sig.args[6], out_v, j_v, acc, rnd_v, sh_v, kind)
-        _store_sums(context, builder, sig.args[7], out2_v, j_v, acc2, rnd_v, sh_v, kind)
+        acc, acc2 = _madd_sums(context, builder, sig.args[0], rows_v, j_v,
+                               [(ce_v, co_v), (ce2_v, co2_v)])
+        _store_sums(context, builder, sig.args[6], out_v, j_v, acc, rnd_v, sh_v)
+        _store_sums(context, builder, sig.args[7], out2_v, j_v, acc2, rnd_v, sh_v)
         return context.get_dummy_value()
 
     return types.void(rows, ce, co, ce2, co2, j, out, out2, rnd, sh), codegen
@@ -601,22 +585,10 @@ def _ring_row(P, Q, r, w, ring, wide):
 
 
 @njit(**_JIT)
-def _vm17(ring, s, t, c, w, o, rnd, sh):
-    """o[j] = sum_m c[2m] lo(slot t + 2m)[j] + c[2m + 1] hi(slot t + 2m)[j]
-    (uint32 bits in int32) for j < w rounded up to 16; c: 18 taps (int64),
-    see _vtaps."""
-    n = ring.shape[1]
-    rw = ring[s]
-    rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n],
-            rw[(t + 10) % n], rw[(t + 12) % n], rw[(t + 14) % n], rw[(t + 16) % n])
-    ce = (c[0], c[2], c[4], c[6], c[8], c[10], c[12], c[14], c[16])
-    co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], c[17])
-    for j in range(0, w, LANES):
-        _madd_step(rows, ce, co, j, o, rnd, sh)
-
-
-@njit(**_JIT)
 def _vm9(ring, s, t, c, w, o, rnd, sh):
+    """o[j] = sum_m c[2m] lo(slot t + 2m)[j] + c[2m + 1] hi(slot t + 2m)[j]
+    (uint32 bits in int32) for j < w rounded up to 16; c: 10 taps (int64),
+    see _vtaps."""
     n = ring.shape[1]
     rw = ring[s]
     rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n])
@@ -658,7 +630,7 @@ def _vm3(ring, s, t, c, w, o, rnd, sh):
 
 @njit(**_JIT)
 def _vm17_2(ring, s, t, c, d, w, o, o2, rnd, sh):
-    """_vm17 of two outputs: o with the taps c, o2 with d."""
+    """As _vm9 for 18 taps, two outputs: o with the taps c, o2 with d."""
     n = ring.shape[1]
     rw = ring[s]
     rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n],
@@ -698,10 +670,9 @@ def _vr2(n, ring, s, t, c, d, w, o, o2, rnd, sh):
 def _vr(n, ring, s, t, c, w, o, rnd, sh):
     """Vertical sums of stream s for the window of slots t, t + 2, ..., with
     the n + 1 taps c (_vtaps), into o (16 at a time: o must have room for w
-    rounded up to 16), post-processed as in _madd_step."""
-    if n == 17:
-        _vm17(ring, s, t, c, w, o, rnd, sh)
-    elif n == 9:
+    rounded up to 16), post-processed as in _madd_step.  n = 9, 5 or 3: the
+    17-tap window of scale 0 is only summed two rows at a time (_vr2)."""
+    if n == 9:
         _vm9(ring, s, t, c, w, o, rnd, sh)
     elif n == 5:
         _vm5(ring, s, t, c, w, o, rnd, sh)
