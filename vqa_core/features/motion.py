@@ -62,7 +62,7 @@ import numpy as np
 import numba
 from numba import njit, prange
 
-from ._par import BANDS_PER_THREAD, next_band, noinline
+from ._par import band_count, next_band, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -216,7 +216,7 @@ class Motion(FeatureExtractor):
         self._ring = [np.empty((h, w), dtype=fmt.dtype) for _ in range(nkeep)]
         nth = max(1, numba.config.NUMBA_NUM_THREADS)
         self._yrows = np.zeros((nth, w + 4), dtype=np.int64)
-        self._band_sums = np.zeros(max(1, min(BANDS_PER_THREAD * nth, h // 8)), dtype=np.int64)
+        self._band_sums = np.zeros(band_count(nth, h, 8), dtype=np.int64)
         self._counter = np.zeros(1, dtype=np.int64)
         self._area = w * h
         self._reset()
