@@ -95,6 +95,12 @@ def stat_twin(r, d, s, bpc, egl):
     xx = (filt((filt(r * r, taps, 0) + rnd2) >> sh2, taps, 1) + 32768) >> 16
     yy = (filt((filt(d * d, taps, 0) + rnd2) >> sh2, taps, 1) + 32768) >> 16
     xy = (filt((filt(r * d, taps, 0) + rnd2) >> sh2, taps, 1) + 32768) >> 16
+    return stat_moments_twin(mu1, mu2, xx, yy, xy, egl)
+
+
+def stat_moments_twin(mu1, mu2, xx, yy, xy, egl):
+    """The four sums from the filtered moments (mu1, mu2 uint64; xx, yy, xy
+    the shifted square sums, int64)."""
     half = np.uint64(1 << 31)
     mu1_sq = ((mu1 * mu1 + half) >> np.uint64(32)).astype(np.int64)
     mu2_sq = ((mu2 * mu2 + half) >> np.uint64(32)).astype(np.int64)
@@ -167,6 +173,39 @@ def test_log2_table():
     x = np.array([1 << 17, (1 << 17) + 12345, 1 << 31, 3 << 40, (1 << 45) - 1])
     want = log2q(x)
     assert np.all(np.abs(want / 2048.0 - np.log2(x.astype(np.float64))) < 1e-3)
+
+
+@numba.njit
+def _stat_sums_row(m1, m2, xx, yy, xy, w, egl, use_fma):
+    return V._stat_sums(m1, m2, xx, yy, xy, w, egl, V.LOG2, use_fma)
+
+
+@pytest.mark.parametrize("w", [1, 15, 16, 17, 1920, 3843])
+def test_stat_sums_matches_twin(w):
+    """The vectorised statistic on moments over the whole uint32 range (the
+    32-bit differences wrap), plus realistic ones; lanes past w ignored."""
+    rng = np.random.default_rng(w)
+    n = w + 32  # the rows' room past w
+    for egl in (100.0, 1.0, 2.5):
+        mu1 = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+        mu2 = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+        sq = [rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32) for _ in range(3)]
+        # realistic: mu of 8-bit content (Q16) and variances around sigma_nsq
+        real1 = rng.integers(0, 255 << 16, n).astype(np.uint32)
+        real2 = np.clip(real1.astype(np.int64) + rng.integers(-(1 << 20), 1 << 20, n), 0,
+                        (255 << 16)).astype(np.uint32)
+        m1sq = (real1.astype(np.uint64) ** 2 + (1 << 31)) >> np.uint64(32)
+        m2sq = (real2.astype(np.uint64) ** 2 + (1 << 31)) >> np.uint64(32)
+        m12 = (real1.astype(np.uint64) * real2 + (1 << 31)) >> np.uint64(32)
+        var = [rng.integers(0, 1 << 19, n) for _ in range(3)]
+        realsq = [(m + v.astype(np.uint64)).astype(np.uint32)
+                  for m, v in zip((m1sq, m2sq, m12 - np.uint64(1 << 17)), var)]
+        for m1, m2, (a, b, c) in ((mu1, mu2, sq), (real1, real2, realsq)):
+            want = stat_moments_twin(m1[:w].astype(np.uint64), m2[:w].astype(np.uint64),
+                                     a[:w].astype(np.int64), b[:w].astype(np.int64),
+                                     c[:w].astype(np.int64), egl)
+            got = _stat_sums_row(m1, m2, a, b, c, w, egl, False)
+            assert tuple(got) == want, (egl, w)
 
 
 @pytest.mark.parametrize("bpc,shape,egl", [

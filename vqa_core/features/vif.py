@@ -74,8 +74,10 @@ f2 | ...``), computed together so that each pair is loaded once for both
 (scales 0 and 1; the vertical pass is bound by memory traffic); the
 horizontal sums of mu and of the squares' 16-bit halves are
 multiply-adds of adjacent samples the same way (scales 0 and 1; the small
-scales 2 and 3 use 32-bit and float64 kernels), then the statistic in one
-branch-free vectorised loop (the log2 lookups through LLVM's ctlz).  The
+scales 2 and 3 use 32-bit and float64 kernels), then the statistic,
+written as LLVM vector code 16 pixels a step (``_stat_sums``: the int64
+values of the reference carried exactly in float64, the log2's shift read
+from the float's exponent).  The
 decimation into the next scale reads the same ring at the rows it keeps and
 filters only the columns it keeps.  The hot kernels ask LLVM for 512-bit
 vectors (``"prefer-vector-width"="512"``) where the CPU has AVX-512.  All
@@ -133,18 +135,6 @@ OPTION_ALIASES = {"egl": "vif_enhn_gain_limit", "ssclz": "vif_skip_scale0"}
 # ---------------------------------------------------------------- intrinsics
 
 @intrinsic
-def _ctlz64(typingctx, x):
-    """Count of leading zero bits of a 64-bit integer (LLVM ctlz)."""
-    if not isinstance(x, types.Integer) or x.bitwidth != 64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
-
-    return types.int64(x), codegen
-
-
-@intrinsic
 def _prefer512(typingctx):
     """Let LLVM use 512-bit vectors in the calling function (its default on
     AVX-512 CPUs is 256): the attribute ``"prefer-vector-width"="512"``.  A
@@ -157,28 +147,9 @@ def _prefer512(typingctx):
     return types.none(), codegen
 
 
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """a * b + c with a single rounding (LLVM fma)."""
-    if not all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b, c)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fma(*args)
-
-    return types.float64(a, b, c), codegen
-
-
 # ---------------------------------------------------------------- kernels
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
-
-
-@njit(inline="always", **_JIT)
-def _log2q(tab, x):
-    """libvmaf's fixed-point log2 of x >= 2^16, in units of 1/2048."""
-    k = 48 - _ctlz64(x)
-    return np.int64(tab[x >> k]) + 2048 * k
 
 
 @njit(**_JIT)
@@ -260,66 +231,135 @@ def _h_sq9(x, c, w, o):
     c3 = np.float64(c[3])
     c4 = np.float64(c[4])
     for j in range(w):
-        o[j] = (c0 * (x[j] + x[j + 8]) + c1 * (x[j + 1] + x[j + 7])
-                + c2 * (x[j + 2] + x[j + 6]) + c3 * (x[j + 3] + x[j + 5])
-                + c4 * x[j + 4])
+        v = (c0 * (x[j] + x[j + 8]) + c1 * (x[j + 1] + x[j + 7])
+             + c2 * (x[j + 2] + x[j + 6]) + c3 * (x[j + 3] + x[j + 5])
+             + c4 * x[j + 4])
+        # (sum + 2^15) >> 16, exactly (the sum is below 2^49), modulo 2^32
+        o[j] = np.uint32(np.int64(np.floor((v + 32768.0) * (1.0 / 65536.0))) & 0xFFFFFFFF)
 
 
-@njit(**_JIT)
-def _stat_row(hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma, pre=False):
-    """The VIF statistic of each pixel of a row from its filtered moments
-    (branch-free so that it vectorises); returns the row's four sums.  The
-    squares' sums hxx, hyy, hxy are float64 sums not yet shifted, or with
-    ``pre`` the shifted (uint32) values."""
-    _prefer512()
-    num_log = np.int64(0)
-    den_log = np.int64(0)
-    nl_num = np.int64(0)
-    nl_den = np.int64(0)
-    r31 = np.uint64(1 << 31)
-    s32 = np.uint64(32)
-    m32 = np.uint64(0xFFFFFFFF)
-    for j in range(w):
-        m1 = np.uint64(hm1[j])
-        m2 = np.uint64(hm2[j])
-        m1sq = np.int64(((m1 * m1 + r31) >> s32) & m32)
-        m2sq = np.int64(((m2 * m2 + r31) >> s32) & m32)
-        m12 = np.int64(((m1 * m2 + r31) >> s32) & m32)
-        # (sum + 2^15) >> 16, exactly, on the float64 sums (below 2^49)
-        if pre:
-            xx = np.int64(hxx[j])
-            yy = np.int64(hyy[j])
-            xy = np.int64(hxy[j])
-        else:
-            xx = np.int64(np.floor((hxx[j] + 32768.0) * (1.0 / 65536.0)))
-            yy = np.int64(np.floor((hyy[j] + 32768.0) * (1.0 / 65536.0)))
-            xy = np.int64(np.floor((hxy[j] + 32768.0) * (1.0 / 65536.0)))
-        # 32-bit differences, as libvmaf's int32_t
-        s1 = ((xx - m1sq + 2147483648) & 0xFFFFFFFF) - 2147483648
-        s2 = ((yy - m2sq + 2147483648) & 0xFFFFFFFF) - 2147483648
-        s12 = ((xy - m12 + 2147483648) & 0xFFFFFFFF) - 2147483648
-        s2 = max(s2, 0)
-        is_log = s1 >= SIGMA_NSQ
-        s1c = s1 if is_log else SIGMA_NSQ  # keeps the unused lanes in range
-        dl = _log2q(tab, s1c + SIGMA_NSQ) - 2048 * 17
-        fs1 = np.float64(s1c)
-        fs12 = np.float64(s12)
-        g = fs12 / (fs1 + EPS)
-        if use_fma:
-            t = _fma(-g, fs12, np.float64(s2))
-        else:
-            t = np.float64(s2) - g * fs12
-        sv = max(np.int64(t), 0)
-        g = min(g, egl)
-        n1 = sv + SIGMA_NSQ
-        n2 = np.int64(g * g * fs1) + n1
-        nl = _log2q(tab, n2) - _log2q(tab, n1)
-        do_num = is_log & (s12 > 0) & (s2 > 0)
-        num_log += nl if do_num else 0
-        den_log += dl if is_log else 0
-        nl_num += 0 if is_log else s2
-        nl_den += 0 if is_log else 1
-    return num_log, den_log, nl_num, nl_den
+STAT_LANES = 16  # pixels per step of _stat_sums
+
+
+@intrinsic
+def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
+    """The VIF statistic of the pixels j < w of a row from its filtered
+    moments (uint32 rows: mu1, mu2 and the shifted xx, yy, xy, each with room
+    for w rounded up to STAT_LANES), as (num_log, den_log, non_log_num,
+    non_log_den).  Written as LLVM vector code, STAT_LANES pixels a step:
+    Numba's loop left it scalar (its int64 <-> float64 conversions have no
+    AVX2 instruction).  Every value that the reference computes in int64 is
+    an integer below 2^53 here, so it is carried exactly in float64; the
+    fixed-point log2 takes the exponent and top mantissa bits of that float
+    (x >> k = 2^15 + mantissa >> 37 for k = exponent - 15).  Lanes past w
+    are computed but not summed (their table indices stay in range)."""
+    arrs = (hm1, hm2, hxx, hyy, hxy)
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.uint32
+               for a in arrs):
+        return None
+    if not (isinstance(tab, types.Array) and tab.dtype == types.int32):
+        return None
+    rty = types.UniTuple(types.int64, 4)
+
+    def codegen(context, builder, sig, args):
+        from numba.core import cgutils
+        L = STAT_LANES
+        i32, i64, dbl = ir.IntType(32), ir.IntType(64), ir.DoubleType()
+        v32, v64, vf = ir.VectorType(i32, L), ir.VectorType(i64, L), ir.VectorType(dbl, L)
+
+        def c64(x):
+            return ir.Constant(v64, [x] * L)
+
+        def cf(x):
+            return ir.Constant(vf, [x] * L)
+
+        def c32(x):
+            return ir.Constant(v32, [x] * L)
+
+        def splat(x, vty):
+            v = builder.insert_element(ir.Constant(vty, None), x, ir.Constant(i32, 0))
+            return builder.shuffle_vector(v, ir.Constant(vty, None),
+                                          ir.Constant(ir.VectorType(i32, L), [0] * L))
+
+        def fn(name, ret, *ats):
+            return builder.module.declare_intrinsic(name, fnty=ir.FunctionType(ret, list(ats)))
+
+        datas = [context.make_array(t)(context, builder, v).data
+                 for t, v in zip(sig.args[:5], args[:5])]
+        w_v = context.cast(builder, args[5], sig.args[5], types.int64)
+        egl_v = splat(context.cast(builder, args[6], sig.args[6], types.float64), vf)
+        tdata = context.make_array(sig.args[7])(context, builder, args[7]).data
+        fma_on = context.cast(builder, args[8], sig.args[8], types.boolean)
+        f_fma = fn("llvm.fma.v%df64" % L, vf, vf, vf, vf)
+        f_trunc = fn("llvm.trunc.v%df64" % L, vf, vf)
+        accs = [cgutils.alloca_once_value(builder, c64(0)) for _ in range(4)]
+        w_s = splat(w_v, v64)
+        nvec = builder.udiv(builder.add(w_v, ir.Constant(i64, L - 1)), ir.Constant(i64, L))
+
+        def log2q(x):
+            # libvmaf's log2 (1/2048 units) of the integer-valued x >= 2^16
+            bits = builder.bitcast(x, v64)
+            k = builder.sub(builder.lshr(bits, c64(52)), c64(1023 + 15))
+            idx = builder.or_(builder.and_(builder.lshr(bits, c64(37)), c64(0x7FFF)),
+                              c64(0x8000))
+            # one load per lane (faster here than AVX2's vpgatherdd, measured)
+            t = ir.Constant(v32, None)
+            for l in range(L):
+                il = builder.extract_element(idx, ir.Constant(i32, l))
+                t = builder.insert_element(t, builder.load(builder.gep(tdata, [il])),
+                                           ir.Constant(i32, l))
+            return builder.add(builder.sext(t, v64), builder.shl(k, c64(11)))
+
+        def msq(a, b):  # ((a * b + 2^31) >> 32) as int32 bits
+            p = builder.mul(builder.zext(a, v64), builder.zext(b, v64))
+            return builder.trunc(builder.lshr(builder.add(p, c64(1 << 31)), c64(32)), v32)
+
+        with cgutils.for_range(builder, nvec) as loop:
+            j = builder.mul(loop.index, ir.Constant(i64, L))
+            m1, m2, xx, yy, xy = [
+                builder.load(builder.bitcast(builder.gep(d, [j]), v32.as_pointer()), align=4)
+                for d in datas]
+            lanes = builder.add(splat(j, v64), ir.Constant(v64, list(range(L))))
+            live = builder.icmp_signed("<", lanes, w_s)
+            s1 = builder.sub(xx, msq(m1, m1))
+            s2 = builder.sub(yy, msq(m2, m2))
+            s12 = builder.sub(xy, msq(m1, m2))
+            s2 = builder.select(builder.icmp_signed("<", s2, c32(0)), c32(0), s2)
+            is_log = builder.icmp_signed(">=", s1, c32(SIGMA_NSQ))
+            s1c = builder.select(is_log, s1, c32(SIGMA_NSQ))
+            fs1 = builder.sitofp(s1c, vf)
+            fs12 = builder.sitofp(s12, vf)
+            fs2 = builder.sitofp(s2, vf)
+            dl = builder.sub(log2q(builder.fadd(fs1, cf(float(SIGMA_NSQ)))), c64(2048 * 17))
+            g = builder.fdiv(fs12, builder.fadd(fs1, cf(EPS)))
+            t = builder.select(fma_on, builder.call(f_fma, [builder.fneg(g), fs12, fs2]),
+                               builder.fsub(fs2, builder.fmul(g, fs12)))
+            t = builder.call(f_trunc, [t])
+            sv = builder.select(builder.fcmp_ordered("<", t, cf(0.0)), cf(0.0), t)
+            g = builder.select(builder.fcmp_ordered("<", egl_v, g), egl_v, g)
+            n1 = builder.fadd(sv, cf(float(SIGMA_NSQ)))
+            n2 = builder.fadd(builder.call(f_trunc, [builder.fmul(builder.fmul(g, g), fs1)]), n1)
+            nl = builder.sub(log2q(n2), log2q(n1))
+            pos = builder.and_(builder.icmp_signed(">", s12, c32(0)),
+                               builder.icmp_signed(">", s2, c32(0)))
+            lg = builder.and_(is_log, live)
+            nlg = builder.and_(builder.not_(is_log), live)
+            terms = (builder.select(builder.and_(lg, pos), nl, c64(0)),
+                     builder.select(lg, dl, c64(0)),
+                     builder.select(nlg, builder.sext(s2, v64), c64(0)),
+                     builder.select(nlg, c64(1), c64(0)))
+            for a, v in zip(accs, terms):
+                builder.store(builder.add(builder.load(a), v), a)
+        outs = []
+        for a in accs:
+            v = builder.load(a)
+            tot = ir.Constant(i64, 0)
+            for l in range(L):
+                tot = builder.add(tot, builder.extract_element(v, ir.Constant(i32, l)))
+            outs.append(tot)
+        return context.make_tuple(builder, sig.return_type, outs)
+
+    return rty(hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma), codegen
 
 
 # Ring-buffered vertical pass with 16-bit multiply-adds.  Each padded input
@@ -740,7 +780,7 @@ def _sq_join(lo, hi, w, o, rnd, sh):
 
 @njit(**_JIT)
 def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
-              taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32, out,
+              taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq32, out,
               do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
     """Rows of band bd (of nb) of vif_scale_sums (see there), with the
     scratch buffers c."""
@@ -765,7 +805,6 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
     hq = hsq32[c]
     vs = vsq[c]
     hm = hmu[c]
-    hs = hsq[c]
     i0 = 2 * ((bd * hp) // nb)
     i1 = min(2 * (((bd + 1) * hp) // nb), h)
     if i0 >= i1:
@@ -799,9 +838,9 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
                     _h_mu_madd(vh[3], taps, w, hm[3])
                     _sq_merge(hm[2], hm[3], w, hq[3 * par + q])
             for par in range(min(2, i1 - i)):
-                a, b, e2, d = _stat_row(hm[4 * par], hm[4 * par + 1], hq[3 * par],
-                                        hq[3 * par + 1], hq[3 * par + 2], w, egl, tab,
-                                        use_fma, True)
+                a, b, e2, d = _stat_sums(hm[4 * par], hm[4 * par + 1], hq[3 * par],
+                                         hq[3 * par + 1], hq[3 * par + 2], w, egl, tab,
+                                         use_fma)
                 out[i + par, 0] = a
                 out[i + par, 1] = b
                 out[i + par, 2] = e2
@@ -816,12 +855,12 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
                     _vr(n, rg, 5 + q, t, tv, w, th, 0, 0)
                     _sq_join(tl, th, w, vs[q][pad:e], rnd_sq, sh_sq)
                     _mirror_cols(vs[q], pad, w, hf)
-                    _h_sq9(vs[q], coef, w, hs[q])
+                    _h_sq9(vs[q], coef, w, hq[q])
                 for q in range(2):
                     _mirror_cols(vm[q], pad, w, hf)
                     _h_mu9(vm[q], coef, w, hm[q])
-                a, b, e2, d = _stat_row(hm[0], hm[1], hs[0], hs[1], hs[2], w, egl, tab,
-                                        use_fma, False)
+                a, b, e2, d = _stat_sums(hm[0], hm[1], hq[0], hq[1], hq[2], w, egl, tab,
+                                         use_fma)
                 out[i + par, 0] = a
                 out[i + par, 1] = b
                 out[i + par, 2] = e2
@@ -836,16 +875,16 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
 
 @njit(parallel=True, **_JIT)
 def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
-                   taps, vt, wide, pad, nth, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq, hsq32,
+                   taps, vt, wide, pad, nth, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq32,
                    out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo, counter):
     """VIF sums of one scale: P, Q are the padded ref and dis planes (n // 2
     mirrored rows above and below, and one more row below).  Scratch per
     thread c < nth: ring (c, 8 or 5, n, w16) int32, tmp
     (c, 2, w16) int32 (w16: w rounded up to 16), vmu (c, 2, w + 2 pad + 16)
     uint32 (n < 9) or vm16 (c, 2, w + 2 pad + 96) int16 (n >= 9), vsq (c, 3,
-    w + 2 pad + 16) float64, hmu (c, 2, w + 32) uint32, hsq (c, 3, w)
-    float64.  ``coef``: the taps for the
-    horizontal kernels of scales 2 and 3 (see _h_mu9), ``taps`` all of them (int64), ``wide``
+    w + 2 pad + 16) float64, hmu (c, 6, w + 32) uint32, hsq32 (c, 6, w + 32)
+    uint32.  ``coef``: the taps for the horizontal kernels of scales 2 and 3
+    (see _h_mu9), ``taps`` all of them (int64), ``wide``
     whether the products need their high 16 bits, ``pad`` the column padding
     of vmu and vsq (8 at scale 0, 4 after).  out (h, 4) int64 gets the
     per-row sums.
@@ -870,7 +909,7 @@ def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, 
                 break
             _vif_band(bd, np.int64(c), P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl,
                       tab, use_fma, taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu,
-                      hsq, hsq32, out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow,
+                      hsq32, out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow,
                       sub_eo)
     if do_sub:
         hfn = taps_n.shape[0] // 2
@@ -1043,7 +1082,6 @@ class _Scale:
         # horizontal mu1, mu2 and a square's high and low half sums
         self.hmu = np.zeros((nch, 6, w + 2 * LANES), dtype=np.uint32)
         self.hsq32 = np.zeros((nch, 6, w + 2 * LANES), dtype=np.uint32)
-        self.hsq = np.zeros((nch, 3, w), dtype=np.float64)
         taps = FILTERS[s]
         nc = 9 if s == 0 else 5
         self.coef = np.zeros(nc, dtype=np.uint32)
@@ -1132,7 +1170,7 @@ class VIF(FeatureExtractor):
         vif_scale_sums(sc.P, sc.Q, sc.h, sc.w, len(FILTERS[sc.s]), sc.coef, rnd_mu, sh_mu,
                        rnd_sq, sh_sq, float(o["vif_enhn_gain_limit"]), LOG2, bool(self.fma),
                        sc.taps, sc.vt, sc.wide, sc.pad, nth, nb, sc.ring, sc.tmp, sc.vmu,
-                       sc.vm16, sc.vsq, sc.hmu, sc.hsq, sc.hsq32, sc.rows, nx is not None, tn,
+                       sc.vm16, sc.vsq, sc.hmu, sc.hsq32, sc.rows, nx is not None, tn,
                        vtn, rnd_mu, sh_mu, pn, qn, vr, eo, self._counter)
         return tuple(int(v) for v in sc.rows.sum(axis=0))
 
