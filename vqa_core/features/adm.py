@@ -85,11 +85,25 @@ import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from ._par import band_count, next_band, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
+
+@intrinsic
+def _clz64(typingctx, x):
+    """Count of leading zero bits of an int64 (LLVM ctlz; 64 for 0)."""
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return types.int64(x), codegen
+
 
 # ---------------------------------------------------------------- constants
 
@@ -445,9 +459,22 @@ def _trunc(v, is16):
 # vectorise them (an index from range(left, right) defeats it).
 
 @njit(cache=True, nogil=True)
-def _angle_row(oh, ov, th, tv, cos1sq, ang):
+def _angle_row(oh, ov, th, tv, cos1sq, ang, is16):
     """1 where the angle between (oh, ov) and (th, tv) is below 1 degree
-    (libvmaf's float test on the squared cosine)."""
+    (libvmaf's float test on the squared cosine).  With 16-bit coefficients
+    the dot products are exact in float64 (below 2^32), which vectorises
+    (AVX2 has no int64 -> float conversion)."""
+    if is16:
+        for j in range(ang.shape[0]):
+            a = np.float64(np.int32(oh[j]))
+            b = np.float64(np.int32(ov[j]))
+            c = np.float64(np.int32(th[j]))
+            d = np.float64(np.int32(tv[j]))
+            d1 = np.float64(np.float32(a * c + b * d)) / 4096.0
+            om = np.float64(np.float32(a * a + b * b)) / 4096.0
+            tm = np.float64(np.float32(c * c + d * d)) / 4096.0
+            ang[j] = 1 if (d1 >= 0.0) & (d1 * d1 >= cos1sq * om * tm) else 0
+        return
     for j in range(ang.shape[0]):
         a = np.int64(oh[j])
         b = np.int64(ov[j])
@@ -459,30 +486,30 @@ def _angle_row(oh, ov, th, tv, cos1sq, ang):
         ang[j] = 1 if (d1 >= 0.0) & (d1 * d1 >= cos1sq * om * tm) else 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _recip_row(o, recip, rec, shf, is16):
     """Q30 reciprocal of each reference coefficient, with the extra shift for
-    magnitudes of 2^15 and more (rounded to 15 significant bits first)."""
+    magnitudes of 2^15 and more (rounded to 15 significant bits first):
+    libvmaf's table, trunc(2^30 / m), computed by a float64 division, which
+    is exact here (2^30 / m is at least 1 / m from any integer it is not, far
+    more than the division's rounding), so that the loop vectorises."""
     n = o.shape[0]
     if is16:
         for j in range(n):
-            rec[j] = recip[np.int64(o[j]) + 32768]
+            v = np.float64(o[j])
+            q = np.int32(1073741824.0 / v)
+            rec[j] = q if v != 0.0 else 0
             shf[j] = 0
         return
     for j in range(n):
         v = np.int64(o[j])
         av = v if v >= 0 else -v
-        if av < 32768:
-            rec[j] = recip[v + 32768]
-            shf[j] = 0
-        else:
-            nb = np.int64(0)
-            while (av >> nb) != 0:  # LLVM turns this into a count of leading zeros
-                nb += 1
-            sh = nb - 15  # 17 - clz32(av)
-            m = (av + (np.int64(1) << (sh - 1))) >> sh
-            rec[j] = recip[m + 32768] if v > 0 else -recip[m + 32768]
-            shf[j] = sh
+        sh = max(np.int64(64) - _clz64(av) - 15, 0)
+        m = (av + ((np.int64(1) << sh) >> 1)) >> sh
+        fm = np.float64(m if v >= 0 else -m)
+        q = np.int32(1073741824.0 / fm)
+        rec[j] = q if m != 0 else 0
+        shf[j] = sh
 
 
 @njit(cache=True, nogil=True)
@@ -492,6 +519,27 @@ def _decouple_row(o, t, rec, shf, ang, egl, egl_i, is16, nround, rr, aa):
     columns where it is rounded half to even (libvmaf's AVX-512 code).
     ``egl_i`` > 0: ``egl`` is that integer, and all of it is integer
     arithmetic (float64(rst) * egl is then an exact integer)."""
+    if egl_i > 0 and is16:
+        # level 0 (shift 0): all but the ratio's product in int32 lanes
+        # (|k * o| <= 2^30, |rst * egl_i| < 2^31 for egl_i <= 65535)
+        e32 = _i32(egl_i)
+        r14 = _i32(16384)
+        s15 = _i32(15)
+        k0 = _i32(32768)
+        for j in range(o.shape[0]):
+            ov = _i32(o[j])
+            tv = _i32(t[j])
+            q = (np.int64(rec[j]) * np.int64(tv) + 16384) >> 15
+            k = _i32(min(max(q, 0), 32768))
+            k = k0 if ov == 0 else k
+            rst = _i32(np.int16(_shr(_add(_mul(k, ov), r14), s15)))
+            v = _mul(rst, e32)
+            v = min(v, tv) if ov > 0 else max(v, tv)
+            enh = (ang[j] != 0) & (k > 0) & (ov != 0)
+            rst = _i32(np.int16(v)) if enh else rst
+            rr[j] = rst
+            aa[j] = np.int16(_sub(tv, rst))
+        return
     if egl_i > 0:
         for j in range(o.shape[0]):
             ov = np.int64(o[j])
@@ -616,7 +664,7 @@ def _decouple_into(ref, dis, r, left, right, recip, egl, egl_i, cos1sq, rf, add_
     |csf|/30)``; fs[0], fs[1] from the additive part (the masker for DLM),
     fs[2], fs[3] from the restored part (for AIM)."""
     _angle_row(ref[1, r, left:right], ref[2, r, left:right],
-               dis[1, r, left:right], dis[2, r, left:right], cos1sq, ang)
+               dis[1, r, left:right], dis[2, r, left:right], cos1sq, ang, is16)
     f_n = fs[0, left:right]
     g_n = fs[1, left:right]
     f_a = fs[2, left:right]
