@@ -251,8 +251,9 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
     AVX2 instruction).  Every value that the reference computes in int64 is
     an integer below 2^53 here, so it is carried exactly in float64; the
     fixed-point log2 takes the exponent and top mantissa bits of that float
-    (x >> k = 2^15 + mantissa >> 37 for k = exponent - 15).  Lanes past w
-    are computed but not summed (their table indices stay in range)."""
+    (x >> k = 2^15 + mantissa >> 37 for k = exponent - 15), from its high 32
+    bits.  The per-lane sums are int32 (rows up to 400000 pixels); lanes
+    past w are computed but not summed (their table indices stay in range)."""
     arrs = (hm1, hm2, hxx, hyy, hxy)
     if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.uint32
                for a in arrs):
@@ -292,23 +293,29 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
         fma_on = context.cast(builder, args[8], sig.args[8], types.boolean)
         f_fma = fn("llvm.fma.v%df64" % L, vf, vf, vf, vf)
         f_trunc = fn("llvm.trunc.v%df64" % L, vf, vf)
-        accs = [cgutils.alloca_once_value(builder, c64(0)) for _ in range(4)]
+        # per-lane sums in int32 (a lane sums w / L pixels: the logs are
+        # below 2^17 each; non_log_num as its 16-bit halves)
+        accs = [cgutils.alloca_once_value(builder, c32(0)) for _ in range(5)]
         w_s = splat(w_v, v64)
         nvec = builder.udiv(builder.add(w_v, ir.Constant(i64, L - 1)), ir.Constant(i64, L))
 
+        hi_idx = ir.Constant(ir.VectorType(i32, L), [2 * l + 1 for l in range(L)])
+
         def log2q(x):
-            # libvmaf's log2 (1/2048 units) of the integer-valued x >= 2^16
-            bits = builder.bitcast(x, v64)
-            k = builder.sub(builder.lshr(bits, c64(52)), c64(1023 + 15))
-            idx = builder.or_(builder.and_(builder.lshr(bits, c64(37)), c64(0x7FFF)),
-                              c64(0x8000))
+            # libvmaf's log2 (1/2048 units) of the integer-valued x >= 2^16,
+            # from the high 32 bits of the double (exponent and the top 20
+            # bits of the mantissa), in int32 lanes
+            h = builder.shuffle_vector(builder.bitcast(x, ir.VectorType(i32, 2 * L)),
+                                       ir.Constant(ir.VectorType(i32, 2 * L), None), hi_idx)
+            k = builder.sub(builder.lshr(h, c32(20)), c32(1023 + 15))
+            idx = builder.or_(builder.and_(builder.lshr(h, c32(5)), c32(0x7FFF)), c32(0x8000))
             # one load per lane (faster here than AVX2's vpgatherdd, measured)
             t = ir.Constant(v32, None)
             for l in range(L):
                 il = builder.extract_element(idx, ir.Constant(i32, l))
                 t = builder.insert_element(t, builder.load(builder.gep(tdata, [il])),
                                            ir.Constant(i32, l))
-            return builder.add(builder.sext(t, v64), builder.shl(k, c64(11)))
+            return builder.add(t, builder.shl(k, c32(11)))
 
         def msq(a, b):  # ((a * b + 2^31) >> 32) as int32 bits
             p = builder.mul(builder.zext(a, v64), builder.zext(b, v64))
@@ -330,7 +337,7 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
             fs1 = builder.sitofp(s1c, vf)
             fs12 = builder.sitofp(s12, vf)
             fs2 = builder.sitofp(s2, vf)
-            dl = builder.sub(log2q(builder.fadd(fs1, cf(float(SIGMA_NSQ)))), c64(2048 * 17))
+            dl = builder.sub(log2q(builder.fadd(fs1, cf(float(SIGMA_NSQ)))), c32(2048 * 17))
             g = builder.fdiv(fs12, builder.fadd(fs1, cf(EPS)))
             t = builder.select(fma_on, builder.call(f_fma, [builder.fneg(g), fs12, fs2]),
                                builder.fsub(fs2, builder.fmul(g, fs12)))
@@ -344,19 +351,23 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
                                builder.icmp_signed(">", s2, c32(0)))
             lg = builder.and_(is_log, live)
             nlg = builder.and_(builder.not_(is_log), live)
-            terms = (builder.select(builder.and_(lg, pos), nl, c64(0)),
-                     builder.select(lg, dl, c64(0)),
-                     builder.select(nlg, builder.sext(s2, v64), c64(0)),
-                     builder.select(nlg, c64(1), c64(0)))
+            s2n = builder.select(nlg, s2, c32(0))
+            terms = (builder.select(builder.and_(lg, pos), nl, c32(0)),
+                     builder.select(lg, dl, c32(0)),
+                     builder.lshr(s2n, c32(16)),
+                     builder.and_(s2n, c32(0xFFFF)),
+                     builder.zext(nlg, v32))
             for a, v in zip(accs, terms):
                 builder.store(builder.add(builder.load(a), v), a)
-        outs = []
+        tots = []
         for a in accs:
             v = builder.load(a)
             tot = ir.Constant(i64, 0)
             for l in range(L):
-                tot = builder.add(tot, builder.extract_element(v, ir.Constant(i32, l)))
-            outs.append(tot)
+                tot = builder.add(tot, builder.zext(builder.extract_element(v, ir.Constant(i32, l)), i64))
+            tots.append(tot)
+        outs = [tots[0], tots[1],
+                builder.add(builder.shl(tots[2], ir.Constant(i64, 16)), tots[3]), tots[4]]
         return context.make_tuple(builder, sig.return_type, outs)
 
     return rty(hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma), codegen
