@@ -533,34 +533,54 @@ def _madd_step2(typingctx, rows, ce, co, ce2, co2, j, out, out2, rnd, sh):
     return types.void(rows, ce, co, ce2, co2, j, out, out2, rnd, sh), codegen
 
 
+def _hsums(context, builder, arrty, row_v, b_v, ce_v, co_v, m):
+    """The even and odd outputs' 16-lane sums of _hmadd_step for one row."""
+    i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
+    L = LANES
+    v2 = ir.VectorType(i16, 2 * L)
+    vi = ir.VectorType(i32, L)
+    a = context.make_array(arrty)(context, builder, row_v)
+    base = builder.gep(a.data, [b_v])
+    accs = [ir.Constant(vi, [-2147483648] * L), ir.Constant(vi, [-2147483648] * L)]
+    for k in range(m):
+        ce16 = builder.trunc(builder.extract_value(ce_v, k), i16)
+        co16 = builder.trunc(builder.extract_value(co_v, k), i16)
+        for par in (0, 1):
+            p = builder.bitcast(builder.gep(base, [ir.Constant(i64, 2 * k + par)]),
+                                v2.as_pointer())
+            v = builder.load(p, align=2)
+            accs[par] = builder.add(accs[par], _emit_madd(builder, _SIMD, v, ce16, co16))
+    return accs
+
+
 @intrinsic
 def _hmadd_step(typingctx, row, b, ce, co, out):
     """Horizontal filter of 32 outputs: out[b + i] = sum_k f_k v[b + i + k]
     (uint32 bits) for i < 32, where row holds v - 32768 (int16, padded) and
     f = (ce[0], co[0], ce[1], co[1], ...) (taps < 2^15).  The even and odd
-    outputs are computed with pairs of adjacent samples, then interleaved."""
+    outputs are computed with pairs of adjacent samples, then interleaved.
+    With row a pair (hi, lo) of such rows, the halves of a 32-bit value:
+    out = sum f hi + ((sum f lo + 2^15) >> 16), i.e. (sum f v + 2^15) >> 16
+    for v = hi 2^16 + lo (the squares' horizontal pass)."""
     if not isinstance(ce, types.UniTuple):
         return None
     m = ce.count
-    mode = _SIMD
+    pair = isinstance(row, types.UniTuple)
 
     def codegen(context, builder, sig, args):
         row_v, b_v, ce_v, co_v, out_v = args
-        i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
+        i32 = ir.IntType(32)
         L = LANES
-        v2 = ir.VectorType(i16, 2 * L)
         vi = ir.VectorType(i32, L)
-        a = context.make_array(sig.args[0])(context, builder, row_v)
-        base = builder.gep(a.data, [b_v])
-        accs = [ir.Constant(vi, [-2147483648] * L), ir.Constant(vi, [-2147483648] * L)]
-        for k in range(m):
-            ce16 = builder.trunc(builder.extract_value(ce_v, k), i16)
-            co16 = builder.trunc(builder.extract_value(co_v, k), i16)
-            for par in (0, 1):
-                p = builder.bitcast(builder.gep(base, [ir.Constant(i64, 2 * k + par)]),
-                                    v2.as_pointer())
-                v = builder.load(p, align=2)
-                accs[par] = builder.add(accs[par], _emit_madd(builder, mode, v, ce16, co16))
+        if pair:
+            aty = sig.args[0].dtype
+            hi = _hsums(context, builder, aty, builder.extract_value(row_v, 0), b_v, ce_v, co_v, m)
+            lo = _hsums(context, builder, aty, builder.extract_value(row_v, 1), b_v, ce_v, co_v, m)
+            accs = [builder.add(h, builder.lshr(builder.add(l, ir.Constant(vi, [32768] * L)),
+                                                ir.Constant(vi, [16] * L)))
+                    for h, l in zip(hi, lo)]
+        else:
+            accs = _hsums(context, builder, sig.args[0], row_v, b_v, ce_v, co_v, m)
         mask = []
         for l in range(L):
             mask += [l, L + l]
@@ -576,8 +596,8 @@ def _hmadd_step(typingctx, row, b, ce, co, out):
 @njit(**_JIT)
 def _h_mu_madd(x, c, w, o):
     """o[j] = sum_k c[k] x[j + k] (uint32) for the 17 or 9 taps c (int64);
-    x: the padded row as int16 v - 32768, with room for 64 more; o: room for
-    w rounded up to 32."""
+    x: the padded row as int16 v - 32768, with room for 64 more, or a pair
+    of them (hi, lo): see _hmadd_step; o: room for w rounded up to 32."""
     if c.shape[0] == 17:
         ce = (c[0], c[2], c[4], c[6], c[8], c[10], c[12], c[14], c[16])
         co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], np.int64(0))
@@ -768,17 +788,6 @@ def _sq_split(lo, hi, w, oh, ol, rnd, sh, wide):
 
 
 @njit(**_JIT)
-def _sq_merge(sh_, sl_, w, o):
-    """o = (hi_sum * 65536 + lo_sum + 2^15) >> 16 = hi_sum + ((lo_sum + 2^15)
-    >> 16) (uint32; the sum is at most 65536 (2^32 - 1))."""
-    _prefer512()
-    r15 = np.uint32(32768)
-    s16 = np.uint32(16)
-    for j in range(w):
-        o[j] = np.uint32(np.uint32(sh_[j]) + ((np.uint32(sl_[j]) + r15) >> s16))
-
-
-@njit(**_JIT)
 def _sq_join(lo, hi, w, o, rnd, sh):
     """o (float64) = uint32((hi << (16 - sh)) + ((lo + rnd) >> sh))."""
     _prefer512()
@@ -845,9 +854,7 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
                               vh[3][pad:], rnd_sq, sh_sq, wide)
                     _mirror_cols(vh[2], pad, w, hf)
                     _mirror_cols(vh[3], pad, w, hf)
-                    _h_mu_madd(vh[2], taps, w, hm[2])
-                    _h_mu_madd(vh[3], taps, w, hm[3])
-                    _sq_merge(hm[2], hm[3], w, hq[3 * par + q])
+                    _h_mu_madd((vh[2], vh[3]), taps, w, hq[3 * par + q])
             for par in range(min(2, i1 - i)):
                 a, b, e2, d = _stat_sums(hm[4 * par], hm[4 * par + 1], hq[3 * par],
                                          hq[3 * par + 1], hq[3 * par + 2], w, egl, tab,
