@@ -961,6 +961,13 @@ def _v2_last(ra, da, rb, db, f, w, am1, am2, o1, o2, rnd, sh):
         o2[j] = ((np.uint64(am2[j]) + f * (np.uint64(da[j]) + np.uint64(db[j]))) & m32) + r >> s
 
 
+@njit(inline="always", **_JIT)
+def _mw(f, x):
+    """uint64 product of two values below 2^32 (one vpmuludq: a sum of two
+    samples times a tap would need a full 64-bit multiply)."""
+    return np.uint64(f) * np.uint64(x)
+
+
 @njit(**_JIT)
 def _h2_even(e, o, taps, wn, out_r, out_d):
     """Horizontal filter at the even columns: e, o (2, *) are the even and odd
@@ -971,44 +978,31 @@ def _h2_even(e, o, taps, wn, out_r, out_d):
     er, ed, orr, od = e[0], e[1], o[0], o[1]
     r15 = np.uint64(32768)
     s16 = np.uint64(16)
-    if hf == 1:  # taps a b a: x[2j], x[2j+1], x[2j+2]
-        f0 = np.uint32(taps[0])
-        f1 = np.uint32(taps[1])
-        for j in range(wn):
-            out_r[j] = (f0 * (np.uint64(er[j]) + np.uint64(er[j + 1]))
-                        + f1 * np.uint64(orr[j]) + r15) >> s16
-            out_d[j] = (f0 * (np.uint64(ed[j]) + np.uint64(ed[j + 1]))
-                        + f1 * np.uint64(od[j]) + r15) >> s16
-        return
-    if hf == 2:  # a b c b a: x[2j .. 2j+4]
-        f0 = np.uint32(taps[0])
-        f1 = np.uint32(taps[1])
-        f2 = np.uint32(taps[2])
-        for j in range(wn):
-            out_r[j] = (f0 * (np.uint64(er[j]) + np.uint64(er[j + 2]))
-                        + f1 * (np.uint64(orr[j]) + np.uint64(orr[j + 1]))
-                        + f2 * np.uint64(er[j + 1]) + r15) >> s16
-            out_d[j] = (f0 * (np.uint64(ed[j]) + np.uint64(ed[j + 2]))
-                        + f1 * (np.uint64(od[j]) + np.uint64(od[j + 1]))
-                        + f2 * np.uint64(ed[j + 1]) + r15) >> s16
-        return
-    # 9 taps: x[2j .. 2j+8]
     f0 = np.uint32(taps[0])
     f1 = np.uint32(taps[1])
+    if hf == 1:  # taps a b a: x[2j], x[2j+1], x[2j+2]
+        for j in range(wn):
+            out_r[j] = (_mw(f0, er[j]) + _mw(f0, er[j + 1]) + _mw(f1, orr[j]) + r15) >> s16
+            out_d[j] = (_mw(f0, ed[j]) + _mw(f0, ed[j + 1]) + _mw(f1, od[j]) + r15) >> s16
+        return
     f2 = np.uint32(taps[2])
+    if hf == 2:  # a b c b a: x[2j .. 2j+4]
+        for j in range(wn):
+            out_r[j] = (_mw(f0, er[j]) + _mw(f0, er[j + 2]) + _mw(f1, orr[j])
+                        + _mw(f1, orr[j + 1]) + _mw(f2, er[j + 1]) + r15) >> s16
+            out_d[j] = (_mw(f0, ed[j]) + _mw(f0, ed[j + 2]) + _mw(f1, od[j])
+                        + _mw(f1, od[j + 1]) + _mw(f2, ed[j + 1]) + r15) >> s16
+        return
+    # 9 taps: x[2j .. 2j+8]
     f3 = np.uint32(taps[3])
     f4 = np.uint32(taps[4])
     for j in range(wn):
-        out_r[j] = (f0 * (np.uint64(er[j]) + np.uint64(er[j + 4]))
-                    + f1 * (np.uint64(orr[j]) + np.uint64(orr[j + 3]))
-                    + f2 * (np.uint64(er[j + 1]) + np.uint64(er[j + 3]))
-                    + f3 * (np.uint64(orr[j + 1]) + np.uint64(orr[j + 2]))
-                    + f4 * np.uint64(er[j + 2]) + r15) >> s16
-        out_d[j] = (f0 * (np.uint64(ed[j]) + np.uint64(ed[j + 4]))
-                    + f1 * (np.uint64(od[j]) + np.uint64(od[j + 3]))
-                    + f2 * (np.uint64(ed[j + 1]) + np.uint64(ed[j + 3]))
-                    + f3 * (np.uint64(od[j + 1]) + np.uint64(od[j + 2]))
-                    + f4 * np.uint64(ed[j + 2]) + r15) >> s16
+        out_r[j] = (_mw(f0, er[j]) + _mw(f0, er[j + 4]) + _mw(f1, orr[j]) + _mw(f1, orr[j + 3])
+                    + _mw(f2, er[j + 1]) + _mw(f2, er[j + 3]) + _mw(f3, orr[j + 1])
+                    + _mw(f3, orr[j + 2]) + _mw(f4, er[j + 2]) + r15) >> s16
+        out_d[j] = (_mw(f0, ed[j]) + _mw(f0, ed[j + 4]) + _mw(f1, od[j]) + _mw(f1, od[j + 3])
+                    + _mw(f2, ed[j + 1]) + _mw(f2, ed[j + 3]) + _mw(f3, od[j + 1])
+                    + _mw(f3, od[j + 2]) + _mw(f4, ed[j + 2]) + r15) >> s16
 
 
 @njit(**_JIT)
