@@ -202,73 +202,53 @@ class _CompileWatch:
         return self._fired
 
 
-class _NoScipyFinder:
-    """An import hook that makes ``import scipy...`` fail in one thread."""
+def _lazy_registries() -> None:
+    """Load cached kernels without loading Numba's registries first.
 
-    def __init__(self, thread):
-        self.thread = thread
+    Numba's ``Cache.load_overload`` refreshes the target context before it
+    loads a cached function: importing and installing the typing and lowering
+    registries of all of Numba (a few hundred modules; with SciPy installed
+    also scipy.linalg, through its BLAS check), about 0.35 s of every warm
+    start-up, though rebuilding a cached function needs none of it, only
+    Numba's runtime (NRT).  This replaces that method by one that initialises
+    the runtime and loads.  A cache miss still compiles through Numba's
+    compiler, which refreshes both contexts itself; compilations and loads
+    still serialise on Numba's compiler lock.  Left alone if this Numba's
+    ``Cache`` is not shaped as expected."""
+    from numba.core import caching
+    from numba.core.runtime import rtsys
+    cache = caching.Cache
+    if getattr(cache.load_overload, "vqa_lazy", False):
+        return
+    if not (hasattr(cache, "_load_overload") and
+            hasattr(cache, "_guard_against_spurious_io_errors")):
+        return
 
-    def find_spec(self, name, path=None, target=None):
-        if (name == "scipy" or name.startswith("scipy.")) and \
-                threading.current_thread() is self.thread:
-            raise ImportError(f"{name}: not imported by vqa's preload")
-        return None
+    def load_overload(self, sig, target_context):
+        rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+        # None if the with block swallowed an I/O error (as Numba's)
 
-
-class _no_scipy_here:
-    """While Numba's registries load in this thread, its check for a BLAS
-    (``numba.np.arraymath._HAVE_BLAS``, at import) would import
-    scipy.linalg: 0.2-0.5 s of the start-up's critical path, for nothing (no
-    vqa kernel calls BLAS).  This makes that import fail in this thread only
-    (other threads import SciPy as usual), then sets the flag to what Numba's
-    check would have found (SciPy installed).  Numba's linear algebra still
-    imports SciPy when a kernel uses it."""
-
-    def __enter__(self):
-        self.skip = ("numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules)
-        if not self.skip:
-            self.hook = _NoScipyFinder(threading.current_thread())
-            sys.meta_path.insert(0, self.hook)
-        return self
-
-    def __exit__(self, *exc):
-        if self.skip:
-            return False
-        try:
-            sys.meta_path.remove(self.hook)
-        except ValueError:
-            pass
-        am = sys.modules.get("numba.np.arraymath")
-        if am is not None and not getattr(am, "_HAVE_BLAS", True):
-            import importlib.util
-            try:
-                am._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
-            except (ImportError, ValueError):
-                pass
-        return False
+    load_overload.vqa_lazy = True
+    cache.load_overload = load_overload
 
 
 def preload() -> threading.Thread:
-    """Start importing what loading the kernels from Numba's cache needs (its
-    typing and lowering registries: a few hundred modules, about 0.4 s; its
-    BLAS check's import of scipy.linalg is skipped, see _no_scipy_here), in a
-    daemon thread, so that it overlaps with probing the inputs and starting
-    ffmpeg.  The warm-up then only loads the compiled code.
+    """Start importing Numba (about 0.25 s) in a daemon thread, so that it
+    overlaps with probing the inputs and starting ffmpeg, and make loading
+    cached kernels skip Numba's registries (:func:`_lazy_registries`).  The
+    warm-up then only loads the compiled code.
 
     Nothing may compile or load a kernel before this thread has ended
-    (``join()`` it): Numba's registries are not thread-safe while they load,
-    and a compilation that sees them half loaded fails to type even
-    ``np.empty``.  (Holding Numba's compiler lock here instead deadlocks
-    against a compilation waiting for it while holding a module's import
-    lock.)"""
+    (``join()`` it): the patch must be in place first."""
 
     def run():
         try:
-            with _no_scipy_here():
-                from numba.core.registry import cpu_target
-                cpu_target.typing_context.refresh()
-                cpu_target.target_context.refresh()
-        except Exception:  # the warm-up does it anyway
+            import numba  # noqa: F401
+            from numba.core.registry import cpu_target  # noqa: F401
+            _lazy_registries()
+        except Exception:  # the warm-up loads the usual way
             pass
 
     t = threading.Thread(target=run, name="vqa-preload", daemon=True)
