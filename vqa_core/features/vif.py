@@ -296,7 +296,7 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
         # per-lane sums in int32 (a lane sums w / L pixels: the logs are
         # below 2^17 each; non_log_num as its 16-bit halves)
         accs = [cgutils.alloca_once_value(builder, c32(0)) for _ in range(5)]
-        w_s = splat(w_v, v64)
+        w_s = splat(builder.trunc(w_v, i32), v32)  # rows are below 2^31 pixels
         nvec = builder.udiv(builder.add(w_v, ir.Constant(i64, L - 1)), ir.Constant(i64, L))
 
         hi_idx = ir.Constant(ir.VectorType(i32, L), [2 * l + 1 for l in range(L)])
@@ -321,44 +321,55 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
             p = builder.mul(builder.zext(a, v64), builder.zext(b, v64))
             return builder.trunc(builder.lshr(builder.add(p, c64(1 << 31)), c64(32)), v32)
 
-        with cgutils.for_range(builder, nvec) as loop:
-            j = builder.mul(loop.index, ir.Constant(i64, L))
-            m1, m2, xx, yy, xy = [
-                builder.load(builder.bitcast(builder.gep(d, [j]), v32.as_pointer()), align=4)
-                for d in datas]
-            lanes = builder.add(splat(j, v64), ir.Constant(v64, list(range(L))))
-            live = builder.icmp_signed("<", lanes, w_s)
-            s1 = builder.sub(xx, msq(m1, m1))
-            s2 = builder.sub(yy, msq(m2, m2))
-            s12 = builder.sub(xy, msq(m1, m2))
-            s2 = builder.select(builder.icmp_signed("<", s2, c32(0)), c32(0), s2)
-            is_log = builder.icmp_signed(">=", s1, c32(SIGMA_NSQ))
-            s1c = builder.select(is_log, s1, c32(SIGMA_NSQ))
-            fs1 = builder.sitofp(s1c, vf)
-            fs12 = builder.sitofp(s12, vf)
-            fs2 = builder.sitofp(s2, vf)
-            dl = builder.sub(log2q(builder.fadd(fs1, cf(float(SIGMA_NSQ)))), c32(2048 * 17))
-            g = builder.fdiv(fs12, builder.fadd(fs1, cf(EPS)))
-            t = builder.select(fma_on, builder.call(f_fma, [builder.fneg(g), fs12, fs2]),
-                               builder.fsub(fs2, builder.fmul(g, fs12)))
-            t = builder.call(f_trunc, [t])
-            sv = builder.select(builder.fcmp_ordered("<", t, cf(0.0)), cf(0.0), t)
-            g = builder.select(builder.fcmp_ordered("<", egl_v, g), egl_v, g)
-            n1 = builder.fadd(sv, cf(float(SIGMA_NSQ)))
-            n2 = builder.fadd(builder.call(f_trunc, [builder.fmul(builder.fmul(g, g), fs1)]), n1)
-            nl = builder.sub(log2q(n2), log2q(n1))
-            pos = builder.and_(builder.icmp_signed(">", s12, c32(0)),
-                               builder.icmp_signed(">", s2, c32(0)))
-            lg = builder.and_(is_log, live)
-            nlg = builder.and_(builder.not_(is_log), live)
-            s2n = builder.select(nlg, s2, c32(0))
-            terms = (builder.select(builder.and_(lg, pos), nl, c32(0)),
-                     builder.select(lg, dl, c32(0)),
-                     builder.lshr(s2n, c32(16)),
-                     builder.and_(s2n, c32(0xFFFF)),
-                     builder.zext(nlg, v32))
-            for a, v in zip(accs, terms):
-                builder.store(builder.add(builder.load(a), v), a)
+        def row_loop(fused):
+            with cgutils.for_range(builder, nvec) as loop:
+                j = builder.mul(loop.index, ir.Constant(i64, L))
+                m1, m2, xx, yy, xy = [
+                    builder.load(builder.bitcast(builder.gep(d, [j]), v32.as_pointer()), align=4)
+                    for d in datas]
+                lanes = builder.add(splat(builder.trunc(j, i32), v32),
+                                    ir.Constant(v32, list(range(L))))
+                live = builder.icmp_signed("<", lanes, w_s)
+                s1 = builder.sub(xx, msq(m1, m1))
+                s2 = builder.sub(yy, msq(m2, m2))
+                s12 = builder.sub(xy, msq(m1, m2))
+                s2 = builder.select(builder.icmp_signed("<", s2, c32(0)), c32(0), s2)
+                is_log = builder.icmp_signed(">=", s1, c32(SIGMA_NSQ))
+                s1c = builder.select(is_log, s1, c32(SIGMA_NSQ))
+                fs1 = builder.sitofp(s1c, vf)
+                fs12 = builder.sitofp(s12, vf)
+                fs2 = builder.sitofp(s2, vf)
+                dl = builder.sub(log2q(builder.fadd(fs1, cf(float(SIGMA_NSQ)))), c32(2048 * 17))
+                g = builder.fdiv(fs12, builder.fadd(fs1, cf(EPS)))
+                if fused:
+                    t = builder.call(f_fma, [builder.fneg(g), fs12, fs2])
+                else:
+                    t = builder.fsub(fs2, builder.fmul(g, fs12))
+                t = builder.call(f_trunc, [t])
+                sv = builder.select(builder.fcmp_ordered("<", t, cf(0.0)), cf(0.0), t)
+                g = builder.select(builder.fcmp_ordered("<", egl_v, g), egl_v, g)
+                n1 = builder.fadd(sv, cf(float(SIGMA_NSQ)))
+                n2 = builder.fadd(builder.call(f_trunc, [builder.fmul(builder.fmul(g, g), fs1)]), n1)
+                nl = builder.sub(log2q(n2), log2q(n1))
+                pos = builder.and_(builder.icmp_signed(">", s12, c32(0)),
+                                   builder.icmp_signed(">", s2, c32(0)))
+                lg = builder.and_(is_log, live)
+                nlg = builder.and_(builder.not_(is_log), live)
+                s2n = builder.select(nlg, s2, c32(0))
+                terms = (builder.select(builder.and_(lg, pos), nl, c32(0)),
+                         builder.select(lg, dl, c32(0)),
+                         builder.lshr(s2n, c32(16)),
+                         builder.and_(s2n, c32(0xFFFF)),
+                         builder.zext(nlg, v32))
+                for a, v in zip(accs, terms):
+                    builder.store(builder.add(builder.load(a), v), a)
+
+        # one loop per rounding of sigma2_sq - g * sigma12, chosen once per row
+        with builder.if_else(fma_on) as (then, otherwise):
+            with then:
+                row_loop(True)
+            with otherwise:
+                row_loop(False)
         tots = []
         for a in accs:
             v = builder.load(a)
