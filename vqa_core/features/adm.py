@@ -17,9 +17,9 @@ that the values are the same as libvmaf's (to its printed 6 decimals):
    horizontal shift 15 / 16 / 15 (round 2^14, 2^15, 2^14).
 2. **Decoupling** of the distorted detail bands (h, v, d) into a restored part
    ``r = clip(t / o, 0, 1) * o`` and an additive part ``a = t - r`` (``o``
-   reference, ``t`` distorted coefficient), the division done with a Q30
-   reciprocal table (operands above 15 bits are first rounded to 15
-   significant bits).  Where the angle between the (h, v) vectors of ``o`` and
+   reference, ``t`` distorted coefficient), the division done with libvmaf's
+   Q30 reciprocals ``trunc(2^30 / m)`` (operands above 15 bits are first
+   rounded to 15 significant bits).  Where the angle between the (h, v) vectors of ``o`` and
    ``t`` is below 1 degree (tested in float), ``r = min(r * egl, t)`` (or max
    for negative ``o``): ``egl`` is ``adm_enhn_gain_limit``.  libvmaf's C code
    truncates ``r * egl`` to an integer; its AVX-512 code (which the x86 builds
@@ -106,13 +106,6 @@ def _clz64(typingctx, x):
 
 
 # ---------------------------------------------------------------- constants
-
-#: Q30 reciprocal table indexed by ``x + 32768`` for x in -32768..32768
-_RECIP = np.zeros(65537, dtype=np.int32)
-for _i in range(1, 32769):
-    _RECIP[32768 + _i] = (1 << 30) // _i
-    _RECIP[32768 - _i] = -((1 << 30) // _i)
-del _i
 
 _BORDER = 0.1
 _F32 = np.float32
@@ -487,10 +480,10 @@ def _angle_row(oh, ov, th, tv, cos1sq, ang, is16):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _recip_row(o, recip, rec, shf, is16):
+def _recip_row(o, rec, shf, is16):
     """Q30 reciprocal of each reference coefficient, with the extra shift for
     magnitudes of 2^15 and more (rounded to 15 significant bits first):
-    libvmaf's table, trunc(2^30 / m), computed by a float64 division, which
+    libvmaf's table's value, trunc(2^30 / m), computed by a float64 division, which
     is exact here (2^30 / m is at least 1 / m from any integer it is not, far
     more than the division's rounding), so that the loop vectorises."""
     n = o.shape[0]
@@ -654,7 +647,7 @@ def _den_sum(x, scale0, add_sq, sh_sq, add_cub, sh_cub):
 
 
 @njit(cache=True, nogil=True)
-def _decouple_into(ref, dis, r, left, right, recip, egl, egl_i, cos1sq, rf, add_dst, sh_dst,
+def _decouple_into(ref, dis, r, left, right, egl, egl_i, cos1sq, rf, add_dst, sh_dst,
                    m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround, ang, rec, shf,
                    rbs, abs_, fs):
     """Decouple the distorted detail bands of row r into restored ``rbs``
@@ -677,7 +670,7 @@ def _decouple_into(ref, dis, r, left, right, recip, egl, egl_i, cos1sq, rf, add_
         o = ref[t_ + 1, r, left:right]
         rr = rbs[t_, left:right]
         aa = abs_[t_, left:right]
-        _recip_row(o, recip, rec, shf, is16)
+        _recip_row(o, rec, shf, is16)
         _decouple_row(o, dis[t_ + 1, r, left:right], rec, shf, ang, egl, egl_i, is16, nround,
                       rr, aa)
         _csf_row(aa, rf[t_], add_dst[t_], sh_dst[t_], m_flt, a_flt, s_flt,
@@ -687,7 +680,7 @@ def _decouple_into(ref, dis, r, left, right, recip, egl, egl_i, cos1sq, rf, add_
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def measure_level(ref, dis, recip, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
+def measure_level(ref, dis, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
                   rf, add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, round_end,
                   top, bottom, left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
                   d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
@@ -714,7 +707,7 @@ def measure_level(ref, dis, recip, egl, egl_i, cos1sq, etop, ebottom, eleft, eri
             bd = next_band(counter)
             if bd >= nb:
                 break
-            _measure_rows(ref, dis, recip, egl, egl_i, cos1sq, eleft, eright, rf, add_dst,
+            _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst,
                           sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround,
                           left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
                           d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
@@ -723,7 +716,7 @@ def measure_level(ref, dis, recip, egl, egl_i, cos1sq, etop, ebottom, eleft, eri
 
 
 @njit(cache=True, nogil=True)
-def _measure_rows(ref, dis, recip, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_dst,
+def _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_dst,
                   m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround, left, right, sub,
                   add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in, d_add_sq, d_sh_sq, d_add_cub,
                   d_sh_cub, d_add_in, d_sh_in, do_aim, dsc, rb_, rf_, psc, out, i0, i1):
@@ -743,7 +736,7 @@ def _measure_rows(ref, dis, recip, egl, egl_i, cos1sq, eleft, eright, rf, add_ds
         for r in (up, i, dn):
             sl = r % 3
             if held[sl] != r:
-                _decouple_into(ref, dis, r, eleft, eright, recip, egl, egl_i, cos1sq, rf,
+                _decouple_into(ref, dis, r, eleft, eright, egl, egl_i, cos1sq, rf,
                                add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr,
                                is16, nround, ang, rec, shf, rb_[sl, 0], rb_[sl, 1], rf_[sl])
                 held[sl] = r
@@ -999,7 +992,7 @@ class ADM(FeatureExtractor):
         rows = lv.rows
         nth = max(1, min(numba.get_num_threads(), len(lv.dec_scratch)))
         nb = band_count(nth, bottom - top, 24)
-        measure_level(lv.ref, lv.dis, _RECIP, self._egl, self._egl_i, self._cos1sq,
+        measure_level(lv.ref, lv.dis, self._egl, self._egl_i, self._cos1sq,
                       etop, ebottom, eleft, eright, lv.rf, lv.add_dst, lv.sh_dst, *lv.flt,
                       lv.is16, lv.round_end, top, bottom, left, right, lv.sub, lv.add_sq,
                       lv.sh_sq, lv.add_cub, lv.sh_cub, lv.add_in, lv.sh_in, lv.d_sq[0],
