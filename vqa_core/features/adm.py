@@ -744,23 +744,18 @@ def _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_d
         si = i % 3
         sd = dn % 3
         fsi = rf_[si]
-        _thr_row3(rf_[su, 0], rf_[si, 0], rf_[sd, 0], fsi[1], left, right, w, vs, thr)
-        for t in range(3):
-            x = rb_[si, 0, t, left:right]
-            if is16:
-                s = _cube_sum0(x, thr, rf[t], sub[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
-            else:
-                s = _cube_sum(x, thr, rf[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
-            out[i, t] = (s + add_in) >> sh_in
-        if do_aim:
-            _thr_row3(rf_[su, 2], rf_[si, 2], rf_[sd, 2], fsi[3], left, right, w, vs, thr)
+        # m = 0: DLM (restored part, masked by the additive part's f, g in
+        # fs[0], fs[1]); m = 1: AIM (additive part, masked by fs[2], fs[3])
+        for m in range(2 if do_aim else 1):
+            _thr_row3(rf_[su, 2 * m], rf_[si, 2 * m], rf_[sd, 2 * m], fsi[2 * m + 1], left,
+                      right, w, vs, thr)
             for t in range(3):
-                x = rb_[si, 1, t, left:right]
+                x = rb_[si, m, t, left:right]
                 if is16:
                     s = _cube_sum0(x, thr, rf[t], sub[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
                 else:
                     s = _cube_sum(x, thr, rf[t], add_sq[t], sh_sq[t], add_cub[t], sh_cub[t])
-                out[i, 3 + t] = (s + add_in) >> sh_in
+                out[i, 3 * m + t] = (s + add_in) >> sh_in
         for t in range(3):
             s = _den_sum(ref[t + 1, i, left:right], is16, d_add_sq, d_sh_sq, d_add_cub, d_sh_cub)
             out[i, 6 + t] = (s + d_add_in) >> d_sh_in
