@@ -849,13 +849,13 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
         if n >= 9:
             # taps < 2^15: the horizontal sums with pmaddwd too; rows i
             # and i + 1 from the same slots (vm16 rows 0, 1 and 4, 5;
-            # hmu likewise; hsq32 rows 0..2 and 3..5)
+            # hmu rows 0, 1 and 2, 3; hsq32 rows 0..2 and 3..5)
             for q in range(2):
                 _vr2(n, rg, q, t, vt[0], vt[1], w, vh[q][pad:], vh[4 + q][pad:],
                      rnd_mu, sh_mu)
-                for k in (q, 4 + q):
-                    _mirror_cols(vh[k], pad, w, hf)
-                    _h_mu_madd(vh[k], taps, w, hm[k])
+                for par in range(2):
+                    _mirror_cols(vh[4 * par + q], pad, w, hf)
+                    _h_mu_madd(vh[4 * par + q], taps, w, hm[2 * par + q])
             for q in range(3):
                 _vr2(n, rg, 2 + q, t, vt[0], vt[1], w, tl, tl2, 0, 0)
                 if wide:
@@ -867,7 +867,7 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
                     _mirror_cols(vh[3], pad, w, hf)
                     _h_mu_madd((vh[2], vh[3]), taps, w, hq[3 * par + q])
             for par in range(min(2, i1 - i)):
-                a, b, e2, d = _stat_sums(hm[4 * par], hm[4 * par + 1], hq[3 * par],
+                a, b, e2, d = _stat_sums(hm[2 * par], hm[2 * par + 1], hq[3 * par],
                                          hq[3 * par + 1], hq[3 * par + 2], w, egl, tab,
                                          use_fma)
                 out[i + par, 0] = a
@@ -911,7 +911,7 @@ def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, 
     thread c < nth: ring (c, 8 or 5, n, w16) int32, tmp
     (c, 2, w16) int32 (w16: w rounded up to 16), vmu (c, 2, w + 2 pad + 16)
     uint32 (n < 9) or vm16 (c, 2, w + 2 pad + 96) int16 (n >= 9), vsq (c, 3,
-    w + 2 pad + 16) float64, hmu (c, 6, w + 32) uint32, hsq32 (c, 6, w + 32)
+    w + 2 pad + 16) float64, hmu (c, 4, w + 32) uint32, hsq32 (c, 6, w + 32)
     uint32.  ``coef``: the taps for the horizontal kernels of scales 2 and 3
     (see _h_mu9), ``taps`` all of them (int64), ``wide``
     whether the products need their high 16 bits, ``pad`` the column padding
@@ -1102,8 +1102,8 @@ class _Scale:
         # int16 rows of the vertical mu1, mu2 and of a square's high and low
         # halves, with room for the pmaddwd kernels' reads
         self.vm16 = np.zeros((nch, 6, w + 2 * pad + 6 * LANES), dtype=np.int16)
-        # horizontal mu1, mu2 and a square's high and low half sums
-        self.hmu = np.zeros((nch, 6, w + 2 * LANES), dtype=np.uint32)
+        # horizontal mu1, mu2 of rows i and i + 1
+        self.hmu = np.zeros((nch, 4, w + 2 * LANES), dtype=np.uint32)
         self.hsq32 = np.zeros((nch, 6, w + 2 * LANES), dtype=np.uint32)
         taps = FILTERS[s]
         nc = 9 if s == 0 else 5
