@@ -250,7 +250,7 @@ class _Consumer(threading.Thread):
     def _run(self) -> None:
         import numba
         if self.s.threads:
-            numba.set_num_threads(self.s.threads)
+            numba.set_num_threads(min(self.s.threads, numba.config.NUMBA_NUM_THREADS))
         self.result.threads = numba.get_num_threads()
         header = read_header(self.frames_fd)
         if not header:
@@ -435,11 +435,10 @@ class Session:
         #: Numba's registries loading (overlaps with probing and ffmpeg's
         #: start); no kernel may load or compile before it has ended
         self._preload = preload()
-        #: --threads (Numba's setting is per thread: the scoring threads apply it)
-        self.threads: Optional[int] = None
-        if opts.threads:
-            import numba
-            self.threads = max(1, min(opts.threads, numba.config.NUMBA_NUM_THREADS))
+        #: --threads (Numba's setting is per thread: the scoring threads apply
+        #: it, capped at Numba's thread count; not imported here, as that
+        #: would wait for the preload's import of Numba)
+        self.threads: Optional[int] = max(1, opts.threads) if opts.threads else None
 
     def _check_live_options(self) -> None:
         """Validate --window, --alert-below, --metrics-port, --fail-below and
