@@ -64,6 +64,10 @@ options (before "ffmpeg" in the inline form):
                       says how many ran). Idle kernel threads sleep in inline and
                       live runs so the encoder keeps its CPU (OMP_WAIT_POLICY,
                       GOMP_SPINCOUNT in the environment override this)
+  --ffmpeg-nice N     lower ffmpeg's CPU priority by N (0-19; default: 10 in
+                      "vqa compare", so that reading ahead fills the kernels' idle
+                      moments instead of interrupting them; 0 in the inline form,
+                      where the encode is the job, and with --live)
   --scale-algo NAME   scaler used to bring the distorted frames to the reference's
                       size (default: bicubic)
   --subsample N       score every Nth frame (motion, for VMAF, still sees every frame)
@@ -106,7 +110,7 @@ exit status: ffmpeg's in the inline form; 1 when vqa fails, 2 for a usage error,
 3 when --fail-below fails (ffmpeg's own failure wins), 130 after Ctrl-C. Every frame scored before a failure is in --log and --report.
 """
 
-_VALUE_OPTS = {"--metrics", "--log", "--report", "--ffmpeg", "--threads", "--scale-algo",
+_VALUE_OPTS = {"--metrics", "--log", "--report", "--ffmpeg", "--ffmpeg-nice", "--threads", "--scale-algo",
                "--subsample", "--model", "--bit-depth", "--log-format", "--html", "--window", "--alert-below",
                "--alert-cmd", "--metrics-port", "--metrics-host", "--fail-below", "--pool"}
 _FLAG_OPTS = {"-q", "--quiet", "--no-progress", "--features", "--live"}
@@ -134,6 +138,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--report")
     p.add_argument("--ffmpeg")
     p.add_argument("--threads", type=int)
+    p.add_argument("--ffmpeg-nice", type=int, dest="ffmpeg_nice")
     p.add_argument("--scale-algo", default="bicubic")
     p.add_argument("--subsample", type=int, default=1)
     p.add_argument("-q", "--quiet", action="store_true")
@@ -200,7 +205,8 @@ def _options(ns) -> "Options":
         raise UsageError("--subsample must be 1 or more")
     return Options(metrics=metrics, models=models, features=ns.features,
                    bitdepth=ns.bitdepth, log=ns.log, report=ns.report, ffmpeg=ns.ffmpeg,
-                   threads=ns.threads, scale_algo=ns.scale_algo, subsample=ns.subsample,
+                   threads=ns.threads, ffmpeg_nice=ns.ffmpeg_nice,
+                   scale_algo=ns.scale_algo, subsample=ns.subsample,
                    quiet=ns.quiet, progress=not ns.no_progress, live=ns.live,
                    window=ns.window, alert_below=ns.alert_below, alert_cmd=ns.alert_cmd,
                    metrics_port=ns.metrics_port, metrics_host=ns.metrics_host,

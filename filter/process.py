@@ -18,6 +18,19 @@ from typing import Callable, Deque, Dict, List, Optional, Sequence
 _LIBC = None
 
 
+def _child_setup(nice: int = 0):
+    """What runs in ffmpeg's process between fork and exec: the parent-death
+    signal, and ``nice`` added to its niceness (when above 0)."""
+    def setup() -> None:
+        _set_pdeathsig()
+        if nice > 0:
+            try:
+                os.nice(nice)
+            except OSError:
+                pass
+    return setup
+
+
 def _set_pdeathsig() -> None:  # runs in the child between fork and exec
     global _LIBC
     try:
@@ -72,13 +85,14 @@ class FfmpegProcess:
 
     ``relay``: "all" relays every stderr line; "errors" only lines at warning
     level or worse (the command must use ``-loglevel level+...``); "none".
-    ``on_line`` sees every stderr line (for parsing).
+    ``on_line`` sees every stderr line (for parsing).  ``nice``: added to
+    ffmpeg's niceness (its CPU priority; 0 leaves it as vqa's).
     """
 
     def __init__(self, cmd: Sequence[str], pass_fds: Sequence[int] = (), relay: str = "all",
                  progress_fd: Optional[int] = None, stdin=None, stdout=None,
                  writer: Optional[Callable[[str], None]] = None,
-                 on_line: Optional[Callable[[str], None]] = None):
+                 on_line: Optional[Callable[[str], None]] = None, nice: int = 0):
         self.cmd = list(cmd)
         self.relay = relay
         self.progress = Progress()
@@ -90,7 +104,7 @@ class FfmpegProcess:
         try:
             self.proc = subprocess.Popen(
                 self.cmd, pass_fds=tuple(pass_fds), stdin=stdin, stdout=stdout,
-                stderr=subprocess.PIPE, preexec_fn=_set_pdeathsig)
+                stderr=subprocess.PIPE, preexec_fn=_child_setup(nice))
         except FileNotFoundError:
             from .errors import FfmpegNotFound
             raise FfmpegNotFound(f"ffmpeg not found at {self.cmd[0]}") from None

@@ -34,6 +34,14 @@ from . import live as lv
 
 VERSION = "0.1.0"
 FILE_NSLOTS = 8
+#: a compare's ffmpeg runs at this lower CPU priority (nice) than scoring, so
+#: that its bursts of reading ahead fill the kernel threads' gaps instead of
+#: pre-empting them mid-pass (a pre-empted kernel thread stalls its partner
+#: at the end of the pass).  10 rather than 19: at 19, CPU-bound work beside
+#: vqa in the same scheduling group (other processes of the session) starves
+#: the decoding (a compare took 62 s instead of 16 s beside two busy loops;
+#: at 10, 14 s)
+COMPARE_FFMPEG_NICE = 10
 #: live: the ring keeps the oldest frames and skips newer ones while full, so
 #: a short ring keeps the scored frames close to what ffmpeg encodes now
 LIVE_NSLOTS = 3
@@ -57,6 +65,9 @@ class Options:
     nslots: Optional[int] = None
     #: live: the ring drops frames rather than slow ffmpeg (every skipped frame is counted)
     live: bool = False
+    #: niceness added to ffmpeg's CPU priority (None: COMPARE_FFMPEG_NICE for
+    #: compare, 0 for the inline form and live runs)
+    ffmpeg_nice: Optional[int] = None
     #: score every Nth frame (temporal features still see every frame that arrives)
     subsample: int = 1
     #: seconds per ``{"type": "window"}`` record (None: no window records)
@@ -446,6 +457,17 @@ class Session:
         o = self.opts
         if not isinstance(o.subsample, int) or o.subsample < 1:
             raise UsageError("--subsample must be 1 or more")
+        if o.ffmpeg_nice is not None:
+            if isinstance(o.ffmpeg_nice, bool) or not isinstance(o.ffmpeg_nice, int) \
+                    or not 0 <= o.ffmpeg_nice <= 19:
+                raise UsageError("--ffmpeg-nice must be 0 to 19")
+            if o.live and o.ffmpeg_nice:
+                raise UsageError("--ffmpeg-nice cannot be used with --live "
+                                 "(a live run never slows ffmpeg down)")
+        #: niceness added to ffmpeg's priority
+        self.ffmpeg_nice = (o.ffmpeg_nice if o.ffmpeg_nice is not None
+                            else COMPARE_FFMPEG_NICE if self.mode == "compare" and not o.live
+                            else 0)
         if o.window is not None:
             o.window = lv._number(o.window, "--window")
             if o.window <= 0:
@@ -654,7 +676,7 @@ class Session:
             if self.opts.alert_cmd:
                 runner = lv.AlertRunner(self.opts.alert_cmd, self.note)
             proc = FfmpegProcess(cmd, fds_to_pass, relay=relay, progress_fd=prog_r,
-                                 writer=self.writer.write, stdin=stdin)
+                                 writer=self.writer.write, stdin=stdin, nice=self.ffmpeg_nice)
         except BaseException:
             if server is not None:
                 server.close()
@@ -903,7 +925,7 @@ class Session:
         rep = {
             "vqa_version": VERSION,
             "vqa_core_version": core_version,
-            "ffmpeg": {"path": ff.path, "version": ff.version},
+            "ffmpeg": {"path": ff.path, "version": ff.version, "nice": self.ffmpeg_nice},
             "mode": self.mode,
             "inputs": built.inputs_description,
             "metrics": list(self.metrics),

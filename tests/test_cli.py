@@ -177,6 +177,47 @@ def test_openmp_wait_policy(monkeypatch):
     assert os.environ["OMP_WAIT_POLICY"] == "active" and "GOMP_SPINCOUNT" not in os.environ
 
 
+def _nice_recorder(tmp_path):
+    """An ffmpeg wrapper that appends its niceness to a file (for the runs
+    that score: those with a filtergraph) and runs the real ffmpeg."""
+    from oracle import ffmpeg_exe
+    seen = tmp_path / "nice.txt"
+    w = tmp_path / "ffmpeg-nice.sh"
+    w.write_text("#!/bin/sh\n"
+                 'case "$*" in *-filter_complex*) '
+                 f"cut -d' ' -f19 /proc/$$/stat >> '{seen}';; esac\n"
+                 f"exec '{ffmpeg_exe()}' \"$@\"\n")
+    w.chmod(0o755)
+    return w, seen
+
+
+def test_ffmpeg_nice(pair, tmp_path):
+    """compare runs ffmpeg at a lower CPU priority (niceness + 10) than the
+    scoring; --ffmpeg-nice N sets it (0: as vqa's); the inline form leaves
+    the user's encode alone; the report says what was used; bad values and
+    --live with a positive value are usage errors."""
+    import os
+    t, ref, dis = pair
+    w, seen = _nice_recorder(tmp_path)
+    base = os.nice(0)
+    for extra, want in (([], 10), (["--ffmpeg-nice", "0"], 0), (["--ffmpeg-nice", "3"], 3)):
+        rep = tmp_path / "rep.json"
+        r = vqa("compare", "--ffmpeg", w, "--metrics", "psnr", "--report", rep, *extra, ref, dis)
+        assert r.returncode == 0, r.stderr
+        assert int(seen.read_text().split()[-1]) == min(base + want, 19)
+        assert json.loads(rep.read_text())["ffmpeg"]["nice"] == want
+    out = tmp_path / "out.mp4"
+    r = vqa("--ffmpeg", w, "--metrics", "psnr", "ffmpeg", "-i", ref, "-c:v", "libx264",
+            "-preset", "ultrafast", out)
+    assert r.returncode == 0, r.stderr
+    assert int(seen.read_text().split()[-1]) == base
+    for bad in ("20", "-1"):
+        r = vqa("compare", "--ffmpeg-nice", bad, ref, dis)
+        assert r.returncode == 2 and "--ffmpeg-nice must be 0 to 19" in r.stderr
+    r = vqa("--live", "--ffmpeg-nice", "5", "ffmpeg", "-i", ref, "-f", "null", "-")
+    assert r.returncode == 2 and "cannot be used with --live" in r.stderr
+
+
 @pytest.mark.parametrize("ext", ["y4m", "mp4"])
 def test_frame_count_mismatch_is_reported(pair, tmp_path, ext):
     """Files of different lengths: the overlap is scored and a warning says
