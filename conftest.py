@@ -21,8 +21,14 @@ def pytest_collection_finish(session):
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
-def pytest_sessionfinish(session, exitstatus):
+def stop_precompile():
+    """End the background compilation (a test that measures speed or memory
+    wants the CPU to itself)."""
     for p in _precompile:
         if p.poll() is None:
             p.kill()
         p.wait()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    stop_precompile()
