@@ -10,7 +10,11 @@ test files need them, so that the two meet half way; a test that reaches a
 kernel already compiled here loads it instead.  It changes no result: a
 kernel compiled here is the same code the test would have compiled."""
 import os
+import subprocess
 import sys
+
+#: the running background process, if any (see start and stop)
+_proc = []
 
 #: roughly the reverse of the test files' (alphabetical) order
 ORDER = ("vif", "ssim", "speed", "psnr", "ms_ssim", "motion", "cambi", "adm")
@@ -33,6 +37,23 @@ def main() -> None:
         for spec in specs:
             warm_extractors("420", depth, [spec])
             print(f"precompiled {spec[0]} {depth}-bit", file=sys.stderr, flush=True)
+
+
+def start() -> None:
+    """Start the background compilation (conftest.py does, for a whole-suite run)."""
+    _proc.append(subprocess.Popen([sys.executable, os.path.abspath(__file__)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL))
+
+
+def stop() -> None:
+    """End it (at the session's end, or before a test that measures speed or
+    memory and wants the CPU to itself)."""
+    while _proc:
+        p = _proc.pop()
+        if p.poll() is None:
+            p.kill()
+        p.wait()
 
 
 if __name__ == "__main__":

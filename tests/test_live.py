@@ -65,8 +65,8 @@ def test_live_never_slows_ffmpeg(tmp_path):
     (1080p VMAF + MS-SSIM + SSIM: about 10 fps on two cores): frames are skipped, every one is
     counted, scored + skipped == frames encoded, and RSS stays flat."""
     seconds = float(os.environ.get("VQA_LIVE_SECONDS", "15"))
-    from conftest import stop_precompile
-    stop_precompile()  # the encode's speed is measured: no background compiling
+    import precompile
+    precompile.stop()  # the encode's speed and memory are measured: no background compiling
     # the kernels loaded, not compiled, during the run (RSS is compared below)
     clip = make_clip(tmp_path / "warm.y4m", size="320x240", duration=0.2)
     r = subprocess.run([sys.executable, "-m", "vqa_filter.cli", "compare", "-q", "--metrics",
