@@ -452,8 +452,9 @@ class Session:
         self.threads: Optional[int] = max(1, opts.threads) if opts.threads else None
 
     def _check_live_options(self) -> None:
-        """Validate --window, --alert-below, --metrics-port, --fail-below and
-        --pool (UsageError before ffmpeg starts)."""
+        """Validate --subsample, --ffmpeg-nice, --window, --alert-below,
+        --metrics-port, --fail-below and --pool (UsageError before ffmpeg
+        starts)."""
         o = self.opts
         if not isinstance(o.subsample, int) or o.subsample < 1:
             raise UsageError("--subsample must be 1 or more")
