@@ -450,6 +450,10 @@ class Session:
         #: it, capped at Numba's thread count; not imported here, as that
         #: would wait for the preload's import of Numba)
         self.threads: Optional[int] = max(1, opts.threads) if opts.threads else None
+        #: niceness added to ffmpeg's priority (validated in _check_live_options)
+        self.ffmpeg_nice: int = (opts.ffmpeg_nice if opts.ffmpeg_nice is not None
+                                 else COMPARE_FFMPEG_NICE if mode == "compare" and not opts.live
+                                 else 0)
 
     def _check_live_options(self) -> None:
         """Validate --subsample, --ffmpeg-nice, --window, --alert-below,
@@ -465,10 +469,6 @@ class Session:
             if o.live and o.ffmpeg_nice:
                 raise UsageError("--ffmpeg-nice cannot be used with --live "
                                  "(a live run never slows ffmpeg down)")
-        #: niceness added to ffmpeg's priority
-        self.ffmpeg_nice = (o.ffmpeg_nice if o.ffmpeg_nice is not None
-                            else COMPARE_FFMPEG_NICE if self.mode == "compare" and not o.live
-                            else 0)
         if o.window is not None:
             o.window = lv._number(o.window, "--window")
             if o.window <= 0:

@@ -26,12 +26,11 @@ def main() -> None:
     except OSError:
         pass
     from vqa_core.engine import EXTRACTOR_METRICS, Scorer
-    from vqa_core.features.base import FrameFormat
     from vqa_core.models import load_model
-    from vqa_core.warmup import warm_extractors
+    from vqa_core.warmup import _warm_format, warm_extractors
     models = [load_model("vmaf_v0.6.1"), load_model("vmaf_v1.0.16_3d0h")]
     for depth in (8, 10):
-        fmt = FrameFormat(480, 360, "420", depth)
+        fmt = _warm_format("420", depth)
         specs = [(n, dict(o)) for n, o in Scorer(fmt, list(EXTRACTOR_METRICS), models).extractors]
         specs.sort(key=lambda s: ORDER.index(s[0]) if s[0] in ORDER else len(ORDER))
         for spec in specs:
