@@ -357,8 +357,11 @@ class _Consumer(threading.Thread):
                 r = {"frame": r["frame"], "pts": r["pts"], "output": self.plan.output_url,
                      "stream": self.plan.stream_index,
                      **{k: v for k, v in r.items() if k not in ("frame", "pts")}}
-            self.result.frames_scored += 1
-            self.s._q.put(("rec", r))
+            with self.s._emit_lock:
+                if not self.s._collecting:
+                    return
+                self.result.frames_scored += 1
+                self.s._q.put(("rec", r))
             if self.ledger is not None:
                 self.ledger.record(r)
 
@@ -412,11 +415,6 @@ def _lower_priority(niceness: int = 10) -> None:
         pass
 
 
-class _Signalled(Exception):
-    def __init__(self, sig):
-        self.sig = sig
-
-
 class Session:
     """One run.  Iterate over it for records as they are scored, or call run()."""
 
@@ -433,6 +431,11 @@ class Session:
         self._q: "queue.Queue" = queue.Queue()
         self._stop = threading.Event()
         self._hard_stop = threading.Event()
+        # records are counted and queued under this lock until the session
+        # stops collecting them (after an interrupt)
+        self._emit_lock = threading.Lock()
+        self._collecting = True
+        self._signals: List[int] = []
         self._multi = False
         self._last_progress = 0.0
         self.result: Optional[Result] = None
@@ -702,9 +705,14 @@ class Session:
         self._consumers = consumers
         for c in consumers:
             c.start()
+        # Ctrl-C and SIGTERM are only recorded here and acted on by this loop:
+        # an exception raised wherever the main thread happens to be (between
+        # taking a record off the queue and logging it, or in the caller's
+        # code between two records) would lose a scored frame.
+        signals = self._signals = []
         if threading.current_thread() is threading.main_thread():
             def handler(sig, frame):
-                raise _Signalled(sig)
+                signals.append(sig)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old_handlers[sig] = signal.signal(sig, handler)
         interrupted = None
@@ -715,8 +723,11 @@ class Session:
         try:
             try:
                 while running:
+                    if signals:
+                        interrupted = signals[0]
+                        break
                     try:
-                        kind, item = self._q.get(timeout=0.25)
+                        kind, item = self._q.get(timeout=0.1)
                     except queue.Empty:
                         self._show_progress(last_rec, start)
                         continue
@@ -731,8 +742,6 @@ class Session:
                         html.add(item)
                     yield item
                     self._show_progress(last_rec, start)
-            except _Signalled as s:
-                interrupted = s.sig
             except KeyboardInterrupt:
                 interrupted = signal.SIGINT
             except GeneratorExit:
@@ -744,20 +753,25 @@ class Session:
                     proc.send_signal(signal.SIGINT if interrupted == signal.SIGINT else signal.SIGTERM)
                 # wait for ffmpeg; consumers keep the pipes flowing
                 rc = self._wait_ffmpeg(proc, consumers, interrupted)
+                if interrupted is None and signals:  # while ffmpeg was finishing
+                    interrupted = signals[0]
                 self._hard_stop.set()
                 for c in consumers:
                     c.join(timeout=10)
-                # records queued after the loop ended (interrupt) still count
-                while True:
-                    try:
-                        kind, item = self._q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if kind == "rec":
-                        if log:
-                            log.write(item)
-                        if html is not None:
-                            html.add(item)
+                # records queued after the loop ended (interrupt) still count;
+                # a consumer still running now (it did not join) counts no more
+                with self._emit_lock:
+                    self._collecting = False
+                    while True:
+                        try:
+                            kind, item = self._q.get_nowait()
+                        except queue.Empty:
+                            break
+                        if kind == "rec":
+                            if log:
+                                log.write(item)
+                            if html is not None:
+                                html.add(item)
                 self.writer.end_status()
         finally:
             for sig, h in old_handlers.items():
@@ -890,11 +904,13 @@ class Session:
             # ffmpeg still running although every consumer ended: it can't
             # write to us any more (scoring failed); let the encode finish
             try:
-                proc.proc.wait(0.2)
+                proc.proc.wait(0.1)
             except subprocess.TimeoutExpired:
                 pass
-            except (_Signalled, KeyboardInterrupt):
-                # a second Ctrl-C or SIGTERM: stop now
+            except KeyboardInterrupt:
+                return proc.stop(grace=2.0)
+            if len(self._signals) > (1 if interrupted is not None else 0):
+                # a (second) Ctrl-C or SIGTERM while ffmpeg finishes: stop now
                 return proc.stop(grace=2.0)
 
     def _show_progress(self, last: Dict[str, dict], start: float) -> None:

@@ -136,6 +136,41 @@ def test_ctrl_c_keeps_scores_and_leaves_no_ffmpeg(tmp_path):
     assert ps.stdout.strip() == ""
 
 
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_between_records_loses_no_score(tmp_path, signame, code):
+    """Ctrl-C landing anywhere in the main thread (here: in the caller's code
+    between two records) ends the run cleanly: Interrupted, and the log and the
+    report hold the same frames, every record handed out among them.  Before
+    the signal handler only recorded the signal, its exception could land
+    between taking a record off the queue and logging it (one frame lost; CI saw
+    a report of 12 frames beside a log of 11) or, as here, in the caller."""
+    import os
+    import signal
+    from vqa_filter import Interrupted, compare
+    src = make_clip(tmp_path / "a.y4m", size="320x240", duration=8.0)
+    dis = encode(src, tmp_path / "b.mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "35"])
+    log, rep = tmp_path / "log.jsonl", tmp_path / "rep.json"
+    seen = []
+
+    def callback(rec):
+        seen.append(rec["frame"])
+        if len(seen) == 3:
+            os.kill(os.getpid(), getattr(signal, signame))
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    s = compare(str(src), str(dis), metrics=["psnr"], log=str(log), report=str(rep))
+    with pytest.raises(Interrupted) as e:
+        s.run(callback)
+    assert e.value.exit_code == code and signame.replace("SIGINT", "Ctrl-C") in str(e.value)
+    logged = [json.loads(x)["frame"] for x in log.read_text().splitlines()]
+    report = json.loads(rep.read_text())
+    assert len(seen) == 3 and logged[:3] == seen
+    assert report["complete"] is False and report["frames"] == len(logged) < 200
+    assert logged == list(range(len(logged)))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert s.proc.poll() is not None
+
+
 def test_compare_a_file_with_itself(pair):
     """The same file on both sides (a sanity check users do): capped PSNR, SSIM 1."""
     t, ref, _ = pair
