@@ -61,7 +61,9 @@ options (before "ffmpeg" in the inline form):
   --ffmpeg PATH       the ffmpeg binary (default: $VQA_FFMPEG, an ffmpeg 7+ on PATH,
                       else the one bundled with imageio-ffmpeg)
   --threads N         threads for vqa's kernels (default: all cores; the report
-                      says how many ran). Idle kernel threads sleep in inline and
+                      says how many ran); as many frames are scored at once, one
+                      per thread (VQA_LANES=1: one at a time, each kernel on all
+                      threads). Idle kernel threads sleep in inline and
                       live runs so the encoder keeps its CPU (OMP_WAIT_POLICY,
                       GOMP_SPINCOUNT in the environment override this)
   --ffmpeg-nice N     lower ffmpeg's CPU priority by N (0-19; default: 10 in

@@ -2,11 +2,14 @@
 
 A session builds one ffmpeg command, starts it with one pipe pair per scored
 stream (frames as y4m, and the frames' timestamps from ``-stats_enc_pre``),
-scores every pair on a consumer thread per stream, and hands records to the
-caller in the main thread as they are computed.
+scores every pair on a consumer thread per stream (which hands the frames to
+a pool of lane threads, one frame each, and takes their records back in frame
+order), and hands records to the caller in the main thread as they are
+computed.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import re
@@ -15,8 +18,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import deque
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from vqa_core import Scorer, __version__ as core_version
 
@@ -145,6 +150,8 @@ class StreamResult:
     error: Optional[str] = None
     #: threads the kernels ran on
     threads: Optional[int] = None
+    #: frames computed at once (each on one of those threads)
+    lanes: int = 1
 
 
 @dataclass
@@ -159,6 +166,9 @@ class Result:
     @property
     def summary(self) -> Dict[str, Dict[str, float]]:
         return self.streams[0].summary if len(self.streams) == 1 else {}
+
+
+_lane = threading.local()  # .id: the lane of a scoring pool's thread
 
 
 class _Consumer(threading.Thread):
@@ -268,7 +278,8 @@ class _Consumer(threading.Thread):
             return  # ffmpeg ended before producing a frame; the session says why
         live = self.s.opts.live
         policy = DROP if live else BLOCK
-        nslots = self.s.opts.nslots or (LIVE_NSLOTS if live else FILE_NSLOTS)
+        # live: a short ring, plus a slot for each further frame in flight
+        nslots = self.s.opts.nslots or (LIVE_NSLOTS + self.result.threads - 1 if live else FILE_NSLOTS)
         self.stream = PairStream(self.frames_fd, self.plan.size, nslots, policy, header)
         if live:
             _lower_priority()  # after the ring's reader thread started: it keeps its priority
@@ -279,12 +290,13 @@ class _Consumer(threading.Thread):
             while t is not None and t.is_alive() and not self.s._stop.is_set():
                 t.join(0.1)
         self.result.format = (f"{fmt.width}x{fmt.height} {fmt.chroma} {fmt.bitdepth}-bit")
-        self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features)
+        lanes = self._lane_count()
+        self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features, lanes=lanes)
+        self.result.lanes = lanes
         if self.s.opts.html:
             from .worst import WorstFrames
             self.worst = WorstFrames(label=self.plan.label)
         worst = self.worst
-        temporal = any(e.temporal for e in self.scorer.extractors.values())
         mon = self.monitor
         ledger = lv.Ledger(mon, lambda i: self._pts_of(i, wait=False)) if mon else None
         self.ledger = ledger
@@ -293,37 +305,86 @@ class _Consumer(threading.Thread):
         n = self.s.opts.subsample
         next_due = 0
         last = -1
-        while True:
-            if self.s._stop.is_set():
-                self._drain()
-                return
-            try:
-                pair = self.stream.next(100)
-            except StopIteration:
-                break
-            if pair is None:
-                continue
-            i = pair.index
-            if i > last + 1 and ledger is not None:  # the ring skipped frames
-                ledger.skip(last + 1, i - 1, subsampled=False)
-            last = i
-            if i < next_due:  # --subsample: not scored, but motion sees it
-                self.result.frames_subsampled += 1
-                if ledger is not None:
-                    ledger.skip(i, i, subsampled=True)
-                if temporal:
-                    recs = self._push(pair, score=False)
-                    self._emit(recs)
-                    if worst is not None:
+        # Up to `lanes` pairs in flight, each computed on its own thread with
+        # one-thread kernels (frame-level parallelism: no barrier between the
+        # threads inside a frame, so a thread that ffmpeg or the encoder
+        # pre-empts holds back only its own frame); records and slots are
+        # handled here in frame order.  One lane: computed on this thread.
+        pool = None
+        if lanes > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = ThreadPoolExecutor(lanes, thread_name_prefix=f"vqa-lane-{self.plan.label}",
+                                      initializer=self._lane_init, initargs=(itertools.count(),))
+        inflight: Deque[Tuple[object, object, bool]] = deque()  # (pair, future, scored)
+        ended = False
+        stream_error: Optional[BaseException] = None
+        try:
+            while not self.s._stop.is_set():
+                room = not ended and len(inflight) < lanes
+                if room:
+                    try:
+                        pair = self.stream.acquire(2 if inflight else 100)
+                    except StopIteration:
+                        ended = True
+                        continue
+                    except StreamError as e:  # score what is in flight, then fail
+                        ended, stream_error = True, e
+                        continue
+                    if pair is not None:
+                        i = pair.index
+                        if i > last + 1 and ledger is not None:  # the ring skipped frames
+                            ledger.skip(last + 1, i - 1, subsampled=False)
+                        last = i
+                        score = i >= next_due
+                        if score:
+                            next_due = i + n
+                            if ledger is not None:
+                                ledger.expect(i)
+                        else:  # --subsample: not scored, but motion sees it
+                            self.result.frames_subsampled += 1
+                            if ledger is not None:
+                                ledger.skip(i, i, subsampled=True)
+                        ticket = self.scorer.begin(i, None, score)
+                        if pool is not None:
+                            fut = pool.submit(self._work, ticket, pair)
+                        else:
+                            fut = None
+                            self._work(ticket, pair)
+                        inflight.append((pair, fut, score))
+                        continue
+                if not inflight:
+                    if ended:
+                        break
+                    continue
+                pair, fut, score = inflight[0]
+                if fut is not None:
+                    if not fut.done():
+                        if room:
+                            continue
+                        try:
+                            fut.result(0.1)
+                        except FutureTimeout:
+                            continue
+                    fut.result()  # a failure in the lane is raised here
+                inflight.popleft()
+                recs = self.scorer.collect()
+                self._emit(recs)
+                if worst is not None:  # before the release: the slot is still ours
+                    if score:
+                        worst.feed(pair.index, pair.ref, pair.dis, fmt, recs)
+                    else:
                         worst.resolve(recs)
-                continue
-            next_due = i + n
-            if ledger is not None:
-                ledger.expect(i)
-            recs = self._push(pair)
-            self._emit(recs)
-            if worst is not None:  # before the next next(): the slot is still ours
-                worst.feed(i, pair.ref, pair.dis, fmt, recs)
+                self.stream.release()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+            self.stream.release_all()
+        if self.s._stop.is_set():
+            self._emit(self.scorer.collect())  # frames that were in flight
+            self._drain()
+            return
+        if stream_error is not None:
+            raise stream_error
         final = self.scorer.finish()
         self._emit(final)
         if worst is not None:
@@ -335,11 +396,37 @@ class _Consumer(threading.Thread):
             ledger.finish()
             self._mon_done = True
 
-    def _push(self, pair, score: bool = True) -> List[dict]:
+    def _lane_count(self) -> int:
+        """Frames computed at once: one per kernel thread, when the kernels'
+        threading layer may be entered from several threads (OpenMP, TBB; not
+        Numba's workqueue) and no other stream shares the kernels (several
+        outputs take turns under one lock).  ``VQA_LANES`` overrides it (1:
+        one frame at a time, each kernel on all threads)."""
+        import numba
+        want = os.environ.get("VQA_LANES", "")
+        if want.isdigit() and int(want) >= 1:
+            return int(want)
+        if self.kernel_lock is not None or self.result.threads < 2:
+            return 1
+        try:
+            layer = numba.threading_layer()
+        except ValueError:  # no parallel kernel has run yet: don't guess
+            return 1
+        return self.result.threads if layer in ("omp", "tbb") else 1
+
+    def _lane_init(self, ids) -> None:
+        import numba
+        _lane.id = next(ids)
+        numba.set_num_threads(1)
+        if self.s.opts.live:
+            _lower_priority()
+
+    def _work(self, ticket, pair) -> None:
         if self.kernel_lock is not None:
             with self.kernel_lock:
-                return self.scorer.push(pair.index, None, pair.ref, pair.dis, score=score)
-        return self.scorer.push(pair.index, None, pair.ref, pair.dis, score=score)
+                self.scorer.work(ticket, 0, pair.ref, pair.dis)
+        else:
+            self.scorer.work(ticket, getattr(_lane, "id", 0), pair.ref, pair.dis)
 
     def _drain(self) -> None:
         # keep the pipe flowing so that ffmpeg can finish; score nothing more
@@ -961,6 +1048,7 @@ class Session:
             per.append({"label": s.label, "output": s.output, "stream": s.stream, "format": s.format,
                         "frames": s.frames_scored, "frames_skipped": s.frames_dropped,
                         "frames_subsampled": s.frames_subsampled, "threads": s.threads,
+                        "lanes": s.lanes,
                         "summary": s.summary})
         if self.mode == "transcode" and getattr(self, "proc", None) is not None:
             p = self.proc.progress
@@ -973,6 +1061,7 @@ class Session:
             rep["frames_subsampled"] = per[0]["frames_subsampled"]
             rep["format"] = per[0]["format"]
             rep["threads"] = per[0]["threads"]
+            rep["lanes"] = per[0]["lanes"]
             rep["summary"] = per[0]["summary"]
             if self.mode == "transcode":
                 rep["output"], rep["stream"] = per[0]["output"], per[0]["stream"]

@@ -111,18 +111,22 @@ class PairStream:
             self._views.append((tuple(ref), tuple(dis)))
         self._slot = ffi.new("int *")
         self._index = ffi.new("int64_t *")
-        self._held = False
+        self._held = 0
         self.end_status: Optional[int] = None
 
     def next(self, timeout_ms: int = 100) -> Optional[Pair]:
-        """The next pair, or None on timeout.  Raises StopIteration at a clean
-        end and StreamError for a truncated or unreadable stream."""
-        if self._held:
-            lib.vqa_ring_release(self._ring)
-            self._held = False
+        """The next pair, or None on timeout; the pair returned before is
+        released.  Raises StopIteration at a clean end and StreamError for a
+        truncated or unreadable stream."""
+        self.release_all()
+        return self.acquire(timeout_ms)
+
+    def acquire(self, timeout_ms: int = 100) -> Optional[Pair]:
+        """As next(), but pairs stay valid until release()d: several can be
+        held at once (scored in parallel)."""
         r = lib.vqa_ring_acquire(self._ring, timeout_ms, self._slot, self._index)
         if r == lib.VQA_FRAME:
-            self._held = True
+            self._held += 1
             ref, dis = self._views[self._slot[0]]
             return Pair(int(self._index[0]), ref, dis)
         if r == lib.VQA_TIMEOUT:
@@ -138,6 +142,16 @@ class PairStream:
             raise StreamError("frame stream out of sync: bad y4m frame header")
         why = os.strerror(st.err) if st.err else "unknown error"
         raise StreamError(f"reading the frame stream failed: {why}")
+
+    def release(self) -> None:
+        """Give back the oldest pair acquired and not yet released."""
+        if self._held:
+            lib.vqa_ring_release(self._ring)
+            self._held -= 1
+
+    def release_all(self) -> None:
+        while self._held:
+            self.release()
 
     def __iter__(self) -> Iterator[Pair]:
         while True:

@@ -187,7 +187,7 @@ int vqa_ring_acquire(vqa_ring *r, int timeout_ms, int *slot, int64_t *index) {
         if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
     }
     pthread_mutex_lock(&r->mu);
-    while (r->count == 0 && r->status == 0) {
+    while (r->count - r->held == 0 && r->status == 0) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&r->filled, &r->mu);
         } else if (pthread_cond_timedwait(&r->filled, &r->mu, &until) == ETIMEDOUT) {
@@ -195,10 +195,11 @@ int vqa_ring_acquire(vqa_ring *r, int timeout_ms, int *slot, int64_t *index) {
         }
     }
     int res;
-    if (r->count > 0) {
-        *slot = r->head;
-        *index = r->slot_index[r->head];
-        r->held = 1;
+    if (r->count - r->held > 0) {
+        int i = (r->head + r->held) % r->nslots;
+        *slot = i;
+        *index = r->slot_index[i];
+        r->held++;
         res = VQA_FRAME;
     } else {
         res = r->status ? r->status : VQA_TIMEOUT;
@@ -209,10 +210,10 @@ int vqa_ring_acquire(vqa_ring *r, int timeout_ms, int *slot, int64_t *index) {
 
 void vqa_ring_release(vqa_ring *r) {
     pthread_mutex_lock(&r->mu);
-    if (r->held && r->count > 0) {
+    if (r->held > 0 && r->count > 0) {
         r->head = (r->head + 1) % r->nslots;
         r->count--;
-        r->held = 0;
+        r->held--;
         r->frames_consumed++;
         pthread_cond_broadcast(&r->freed);
     }

@@ -41,11 +41,13 @@ typedef struct {
 vqa_ring *vqa_ring_open(int fd, size_t frame_bytes, int nslots, int policy, int y4m);
 /* Address of slot i's memory (64-byte aligned, frame_bytes long). */
 uint8_t *vqa_ring_slot(vqa_ring *r, int i);
-/* Wait up to timeout_ms (<0: forever) for the oldest filled slot.  On
- * VQA_FRAME, *slot and *index (0-based number of the frame in the stream,
- * counting dropped frames) are set and the slot stays the caller's until
- * release().  Call with the GIL released (cffi does that). */
+/* Wait up to timeout_ms (<0: forever) for the oldest filled slot not yet
+ * acquired.  On VQA_FRAME, *slot and *index (0-based number of the frame in
+ * the stream, counting dropped frames) are set and the slot stays the
+ * caller's until released.  Several slots may be held at once (frames scored
+ * in parallel).  Call with the GIL released (cffi does that). */
 int vqa_ring_acquire(vqa_ring *r, int timeout_ms, int *slot, int64_t *index);
+/* Give back the oldest held slot (slots are released in the order acquired). */
 void vqa_ring_release(vqa_ring *r);
 void vqa_ring_stats(vqa_ring *r, vqa_stats *out);
 /* Stop the reader (it notices within ~50 ms even when the pipe is idle),

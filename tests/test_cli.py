@@ -271,20 +271,23 @@ def test_frame_count_mismatch_is_reported(pair, tmp_path, ext):
 
 def _failing_push(monkeypatch, after=3):
     """Make scoring fail (a multi-line message, as Numba's errors are) after
-    ``after`` frames."""
+    ``after`` frames (``Scorer.work`` computes a frame, on any lane)."""
+    import threading
     from vqa_filter import session as S
-    orig = S.Scorer.push
+    orig = S.Scorer.work
     seen = []
+    lock = threading.Lock()
 
-    def push(self, *a, **k):
-        import threading
+    def work(self, *a, **k):
         if threading.current_thread().name.startswith("vqa-warm"):
             return orig(self, *a, **k)
-        seen.append(1)
-        if len(seen) > after:
+        with lock:
+            seen.append(1)
+            fail = len(seen) > after
+        if fail:
             raise RuntimeError("boom\nsecond line of a long message")
         return orig(self, *a, **k)
-    monkeypatch.setattr(S.Scorer, "push", push)
+    monkeypatch.setattr(S.Scorer, "work", work)
 
 
 def test_scoring_failure_in_compare_is_the_reported_cause(pair, monkeypatch):

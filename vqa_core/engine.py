@@ -7,6 +7,7 @@ reported for that frame.  Models turn feature values into scores.
 """
 from __future__ import annotations
 
+import threading
 from array import array
 from collections import deque
 from typing import Deque, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -37,10 +38,15 @@ class Scorer:
     ``extractors()`` -> list of ``(extractor_name, options)``, ``outputs`` and
     ``predict(features_by_extractor)`` -> ``{key: value}``.
     ``features``: also put every model's elementary features in the records.
+
+    ``lanes``: how many frames may be computed at once, each on its own
+    thread (see :meth:`begin`); lane k > 0 has its own instances of the
+    extractors that hold no state between frames, the temporal ones (motion)
+    are shared and run in frame order.  :meth:`push` uses lane 0.
     """
 
     def __init__(self, fmt: FrameFormat, metrics: Sequence[str] = ("psnr", "ssim"),
-                 models: Sequence[object] = (), features: bool = False):
+                 models: Sequence[object] = (), features: bool = False, lanes: int = 1):
         self.fmt = fmt
         self.models = list(models)
         self.with_features = features
@@ -64,6 +70,24 @@ class Scorer:
         self._columns: Dict[str, array] = {}  # per-key values, for pooling
         # indices fed to temporal extractors only -> outputs still to discard
         self._unscored: Dict[int, int] = {}
+        self._temporal = [k for k, e in self._instances.items() if e.temporal]
+        self._ordered = [k for k, e in self._instances.items() if e.ordered or e.temporal]
+        self._lanes: List[Dict[Key, FeatureExtractor]] = [self._instances]
+        for _ in range(1, max(1, int(lanes))):
+            own = {}
+            for key, ext in self._instances.items():
+                if key not in self._ordered:
+                    ext = get_extractor(key[0])(**dict(key[1]))
+                    ext.setup(self.fmt)
+                own[key] = ext
+            self._lanes.append(own)
+        # begin() numbers the frames; temporal extractors run in that order
+        self._lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._seq = 0
+        self._next_temporal = 0
+        self._failed = False
+        self._out: List[dict] = []
 
     def _instance(self, name: str, options: Dict[str, object]) -> Key:
         key = _key(name, options)
@@ -77,6 +101,10 @@ class Scorer:
     def extractors(self) -> Dict[Key, FeatureExtractor]:
         return dict(self._instances)
 
+    @property
+    def lanes(self) -> int:
+        return len(self._lanes)
+
     def push(self, index: int, pts: Optional[float], ref, dis, score: bool = True) -> List[dict]:
         """Feed one pair; returns the records completed by it (maybe none).
 
@@ -84,25 +112,69 @@ class Scorer:
         needs every frame, also those that ``--subsample`` leaves unscored):
         no record is made for it, and it costs nothing when no extractor is
         temporal."""
-        if not score:
-            temporal = [(k, e) for k, e in self._instances.items() if e.temporal]
-            if not temporal:
-                return []
+        self.work(self.begin(index, pts, score), 0, ref, dis)
+        return self.collect()
+
+    def begin(self, index: int, pts: Optional[float], score: bool = True):
+        """Frames computed in parallel, step 1: register the pair ``index``, in
+        frame order, from one thread.  Returns the ticket to give to
+        :meth:`work` (None: nothing to compute, an unscored frame and no
+        temporal extractor).  Then ``work(ticket, lane, ref, dis)`` on lane
+        ``lane``'s thread (one thread per lane; the pair's planes must stay
+        valid until it returns), and :meth:`collect` for the records completed
+        so far, in frame order."""
+        with self._lock:
+            if score:
+                self._pts[index] = pts
+                self._order.append(index)
+            elif self._temporal:
+                self._unscored[index] = len(self._temporal)
+            else:
+                return None
+            seq = self._seq
+            self._seq += 1
+        return seq, index, score
+
+    def work(self, ticket, lane: int, ref, dis) -> None:
+        """Compute the pair of ``ticket`` (from :meth:`begin`) on ``lane``."""
+        if ticket is None:
+            return
+        seq, index, score = ticket
+        exts = self._lanes[lane]
+        got = []
+        try:
             ref, dis = as_planes(ref), as_planes(dis)
             check_planes(self.fmt, ref, "reference")
             check_planes(self.fmt, dis, "distorted")
-            self._unscored[index] = len(temporal)
-            for key, ext in temporal:
-                self._take(key, ext.extract(index, ref, dis))
-            return self._drain()
-        ref, dis = as_planes(ref), as_planes(dis)
-        check_planes(self.fmt, ref, "reference")
-        check_planes(self.fmt, dis, "distorted")
-        self._pts[index] = pts
-        self._order.append(index)
-        for key, ext in self._instances.items():
-            self._take(key, ext.extract(index, ref, dis))
-        return self._drain()
+            if score:
+                for key, ext in exts.items():
+                    if key not in self._ordered:
+                        got.append((key, ext.extract(index, ref, dis)))
+            with self._turn:  # the ordered extractors: one frame after the other
+                while self._next_temporal != seq and not self._failed:
+                    self._turn.wait()
+                if self._failed:
+                    raise RuntimeError("scoring stopped: another frame failed")
+            for key in (self._ordered if score else self._temporal):
+                got.append((key, exts[key].extract(index, ref, dis)))
+        except BaseException:
+            with self._turn:
+                self._failed = True
+                self._turn.notify_all()
+            raise
+        with self._turn:
+            self._next_temporal += 1
+            self._turn.notify_all()
+        with self._lock:
+            for key, results in got:
+                self._take(key, results)
+            self._out.extend(self._drain())
+
+    def collect(self) -> List[dict]:
+        """The records completed since the last call, in frame order."""
+        with self._lock:
+            out, self._out = self._out, []
+        return out
 
     def _take(self, key: Key, results) -> None:
         for i, vals in results:
@@ -116,11 +188,13 @@ class Scorer:
             self._pending.setdefault(i, {})[key] = vals
 
     def finish(self) -> List[dict]:
-        """Flush temporal extractors; returns the remaining records."""
+        """Flush temporal extractors; returns the remaining records (after
+        every work() has returned)."""
+        out = self.collect()
         for key, ext in self._instances.items():
             self._take(key, ext.flush())
         self._unscored.clear()
-        out = self._drain()
+        out += self._drain()
         # frames that some extractor never reported (should not happen) are
         # emitted with what is known
         for i in sorted(self._pending):

@@ -101,6 +101,14 @@ class FeatureExtractor:
     def flush(self) -> Result:
         return []
 
+    @property
+    def ordered(self) -> bool:
+        """Must see the frames one after the other, on one instance (state
+        kept between frames, or files written): when frames are computed in
+        parallel (``Scorer(lanes=...)``) such an extractor is not copied per
+        lane and runs in frame order."""
+        return self.temporal
+
     def __repr__(self):
         return f"{type(self).__name__}({self.options})"
 

@@ -982,6 +982,10 @@ class Cambi(FeatureExtractor):
             out["cambi_full_reference"] = min(max(0.0, d - s), cap)
         return [(index, out)]
 
+    @property
+    def ordered(self) -> bool:
+        return bool(self._heat)  # one set of heatmap files, frames in order
+
     def flush(self):
         if self._heat:
             for f in self._heat:

@@ -1,0 +1,213 @@
+"""Frames computed in parallel (``Scorer(lanes=N)``, the session's lane pool):
+the same records as one frame at a time, motion in frame order, extractors
+that write files not copied per lane; the shim holding several pairs at once;
+a whole compare with lanes equal to one without."""
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from oracle import VQA, encode, make_clip
+
+from vqa_core import FrameFormat, Scorer
+from vqa_core.models import load_model_spec
+
+
+def _frames(n=10, w=224, h=176, seed=3):
+    """Smooth random 4:2:0 frames that change from frame to frame (motion is
+    not zero) and distorted copies (noise, a shift)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h + 8, w + 8 + 2 * n)).astype(float)
+    for _ in range(3):  # a little blur: something for ADM and VIF to measure
+        base = (base + np.roll(base, 1, 0) + np.roll(base, 1, 1) + np.roll(base, -1, 1)) / 4
+    out = []
+    for i in range(n):
+        y = base[4:4 + h, 2 * i:2 * i + w]
+        u = base[:h // 2, :w // 2]
+        v = base[1:h // 2 + 1, 1:w // 2 + 1]
+        ref = tuple(np.clip(p, 0, 255).astype(np.uint8) for p in (y, u, v))
+        noise = rng.normal(0, 4 + i, y.shape)
+        dis = (np.clip(y + noise, 0, 255).astype(np.uint8),) + ref[1:]
+        out.append((ref, dis))
+    return out, FrameFormat(w, h, "420", 8)
+
+
+def _score_in_lanes(scorer, frames, scored, lanes):
+    """What the session's consumer does: begin() in frame order, work() on a
+    pool of `lanes` threads (each its lane), collect() in order.  A random
+    pause before each work() makes later frames start (and often finish)
+    their spatial features first."""
+    ids = iter(range(lanes))
+    local = threading.local()
+    rnd = random.Random(7)
+    pauses = [rnd.uniform(0, 0.02) for _ in frames]
+
+    def init():
+        local.lane = next(ids)
+
+    def job(ticket, k):
+        import time
+        time.sleep(pauses[k])
+        scorer.work(ticket, local.lane, *frames[k])
+
+    recs = []
+    with ThreadPoolExecutor(lanes, initializer=init) as pool:
+        futs = [pool.submit(job, scorer.begin(i, None, scored(i)), i) for i in range(len(frames))]
+        for f in futs:
+            f.result()
+            recs += scorer.collect()
+    return recs + scorer.finish()
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_lanes_give_the_records_of_one_frame_at_a_time(every):
+    """Three lanes, frames finishing out of order, --subsample's unscored
+    frames (motion only): the same records, in the same order, as push()."""
+    frames, fmt = _frames()
+    models = [load_model_spec("vmaf_v0.6.1"), load_model_spec("vmaf_v1.0.16_3d0h")]
+    metrics = ["psnr", "ssim", "ms_ssim", "cambi"]
+    scored = (lambda i: i % every == 0)
+    one = Scorer(fmt, metrics, models, features=True)
+    want = []
+    for i, (ref, dis) in enumerate(frames):
+        want += one.push(i, None, ref, dis, score=scored(i))
+    want += one.finish()
+    par = Scorer(fmt, metrics, models, features=True, lanes=3)
+    assert par.lanes == 3
+    got = _score_in_lanes(par, frames, scored, 3)
+    assert [r["frame"] for r in got] == [i for i in range(len(frames)) if scored(i)]
+    assert got == want  # bit for bit: same kernels, same order of sums
+    assert any(r["motion2"] > 0 for r in got)
+    assert par.summary() == one.summary()
+
+
+def test_lanes_share_the_ordered_extractors(tmp_path):
+    """Motion and CAMBI writing heatmaps are one instance for all lanes (state
+    and files); the others are one instance per lane.  The heatmap files are
+    those of a one-lane run."""
+    frames, fmt = _frames(n=6)
+
+    class HeatModel:  # just enough of a model: CAMBI with its heatmap files
+        name = output_prefix = "heat"
+
+        def __init__(self, path):
+            self.path = str(path)
+
+        def extractors(self):
+            return [("cambi", {"heatmaps_path": self.path}), ("motion", {})]
+
+        def predict(self, feats):
+            return {}
+
+    outs = {}
+    for lanes in (1, 2):
+        d = tmp_path / f"heat{lanes}"
+        d.mkdir()
+        s = Scorer(fmt, ["psnr"], [HeatModel(d)], lanes=lanes)
+        if lanes == 2:
+            a, b = s._lanes
+            kinds = {k[0]: (a[k] is b[k]) for k in a}
+            assert kinds == {"psnr": False, "cambi": True, "motion": True}
+        _score_in_lanes(s, frames, lambda i: True, lanes)
+        for ext in s.extractors.values():
+            if hasattr(ext, "close"):
+                ext.close()
+        outs[lanes] = {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+    assert outs[1] and outs[2] == outs[1]
+
+
+def test_a_failing_lane_stops_the_others():
+    """An error in one lane reaches the caller of that frame's work(); a lane
+    waiting for its turn at the temporal features gives up instead of
+    waiting forever."""
+    frames, fmt = _frames(n=4)
+    s = Scorer(fmt, ["psnr"], [load_model_spec("vmaf_v0.6.1")], lanes=2)
+    t0 = s.begin(0, None)
+    t1 = s.begin(1, None)
+    ref, dis = frames[0]
+    with pytest.raises(ValueError):
+        s.work(t0, 0, ref, (dis[0][:10],) + dis[1:])  # a luma plane of the wrong size
+    with pytest.raises(RuntimeError, match="another frame failed"):
+        s.work(t1, 1, *frames[1])
+
+
+def test_stream_holds_several_pairs(tmp_path):
+    """PairStream.acquire() keeps pairs valid until release(), oldest first;
+    the reader fills only freed slots, so a held pair never changes."""
+    from vqa_filter.stream import PairStream
+    w, h, n = 8, 4, 6
+    r, wfd = os.pipe()
+    frame = lambda k: bytes([k]) * (w * 2 * h * 3 // 2)  # noqa: E731  (a 8x8 stacked 4:2:0 frame)
+
+    def writer():
+        with os.fdopen(wfd, "wb") as f:
+            f.write(f"YUV4MPEG2 W{w} H{2 * h} F25:1 Ip A1:1 C420jpeg\n".encode())
+            for k in range(n):
+                f.write(b"FRAME\n" + frame(k))
+    t = threading.Thread(target=writer)
+    t.start()
+    s = PairStream(r, (w, h), nslots=3)
+    held = [s.acquire(1000) for _ in range(3)]
+    assert [p.index for p in held] == [0, 1, 2]
+    assert s.acquire(200) is None  # every slot held: nothing more is read
+    s.release()  # frame 0
+    p3 = s.acquire(1000)
+    assert p3.index == 3 and int(p3.ref[0][0, 0]) == 3
+    assert [int(p.dis[0][0, 0]) for p in held[1:]] == [1, 2]  # untouched
+    s.release_all()
+    p4 = s.next(1000)
+    p5 = s.next(1000)  # next() releases the pair it returned before
+    assert (p4.index, p5.index) == (4, 5) and int(p5.ref[2][0, 0]) == 5
+    with pytest.raises(StopIteration):
+        s.next(1000)
+    st = s.stats()
+    assert st.frames_consumed == 6 and st.frames_read == 6  # the last next() released 5
+    s.close()
+    t.join()
+    os.close(r)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    t = tmp_path_factory.mktemp("lanes")
+    ref = make_clip(t / "ref.y4m", size="352x288", duration=1.2)
+    dis = encode(ref, t / "dis.mp4", ["-c:v", "libx264", "-crf", "33"])
+    return t, ref, dis
+
+
+def _layer():
+    """Numba's threading layer once a parallel kernel ran."""
+    import numba
+    frames, fmt = _frames(n=1)
+    Scorer(fmt, ["psnr"]).push(0, None, *frames[0])
+    return numba.threading_layer()
+
+
+def test_compare_in_lanes_equals_one_lane(clip):
+    """A whole compare: frames in parallel by default (one per kernel
+    thread, when Numba's threading layer allows it), the same log as
+    ``VQA_LANES=1``; ``--threads 1`` is one lane."""
+    t, ref, dis = clip
+    runs = {}
+    for name, env, extra in (("default", {}, []), ("one", {"VQA_LANES": "1"}, []),
+                             ("t1", {}, ["--threads", "1"])):
+        log, rep = t / f"{name}.jsonl", t / f"{name}.json"
+        r = subprocess.run([*VQA, "compare", "--features", "--metrics", "vmaf,psnr,ssim", *extra,
+                            "--log", str(log), "--report", str(rep), str(ref), str(dis)],
+                           capture_output=True, text=True, timeout=300,
+                           env={**os.environ, **env})
+        assert r.returncode == 0, r.stderr
+        runs[name] = (log.read_text(), json.loads(rep.read_text()))
+    default, one, t1 = runs["default"][1], runs["one"][1], runs["t1"][1]
+    assert one["lanes"] == 1 and t1["lanes"] == 1 and t1["threads"] == 1
+    threads = default["threads"]
+    expect = threads if threads > 1 and _layer() in ("omp", "tbb") else 1
+    assert default["lanes"] == expect
+    assert default["frames"] == one["frames"] == 30
+    assert runs["default"][0] == runs["one"][0]
