@@ -29,7 +29,7 @@ from . import graph as graphs
 from .argv import parse_command
 from .emit import StderrWriter, check_writable, summary_table, write_report
 from .logformats import LOG_FORMATS, open_log
-from .pixfmt import chroma_and_depth
+from .pixfmt import chroma_and_depth, parse_y4m_header
 from .errors import (FfmpegFailed, Interrupted, QualityGateFailed, ScoringFailed, StreamError,
                      UsageError, VqaError)
 from .ffmpeg import Ffmpeg, find_ffmpeg
@@ -170,6 +170,22 @@ class Result:
 
 _lane = threading.local()  # .id: the lane of a scoring pool's thread
 
+#: each lane has its own kernel buffers (measured: ~110-120 MiB for a 4K
+#: 10-bit frame with the 4K models, ~17 MiB at 1080p, i.e. up to ~15 bytes a
+#: pixel) and holds a ring slot (6 bytes a pixel at 10-bit); lanes beyond the
+#: first may take this much together, so that a 4K run on many cores stays
+#: well under 1.5 GiB (3 lanes at 4K, 9 at 1080p; 2 lanes at 4K peak at
+#: 834 MiB)
+LANE_MEMORY_BUDGET = 384 << 20
+LANE_BYTES_PER_PIXEL = 24
+
+
+def _lanes_for_memory(threads: int, pixels: int) -> int:
+    """Lanes for ``threads`` kernel threads on frames of ``pixels`` pixels:
+    one per thread, those beyond the first within LANE_MEMORY_BUDGET."""
+    extra = LANE_MEMORY_BUDGET // max(1, LANE_BYTES_PER_PIXEL * pixels)
+    return max(1, min(threads, 1 + extra))
+
 
 class _Consumer(threading.Thread):
     """Reads one pair stream, scores it, puts records on the session queue."""
@@ -278,8 +294,15 @@ class _Consumer(threading.Thread):
             return  # ffmpeg ended before producing a frame; the session says why
         live = self.s.opts.live
         policy = DROP if live else BLOCK
-        # live: a short ring, plus a slot for each further frame in flight
-        nslots = self.s.opts.nslots or (LIVE_NSLOTS + self.result.threads - 1 if live else FILE_NSLOTS)
+        try:
+            w, h2 = parse_y4m_header(header)[:2]
+            self._lane_cap = _lanes_for_memory(self.result.threads, w * (h2 // 2))
+        except ValueError:  # PairStream says what is wrong with it
+            self._lane_cap = 1
+        # live: a short ring plus a slot for each frame in flight beyond the
+        # first; files: room for the frames in flight and two read ahead
+        cap = self._lane_cap
+        nslots = self.s.opts.nslots or (LIVE_NSLOTS + cap - 1 if live else max(FILE_NSLOTS, cap + 2))
         self.stream = PairStream(self.frames_fd, self.plan.size, nslots, policy, header)
         if live:
             _lower_priority()  # after the ring's reader thread started: it keeps its priority
@@ -397,7 +420,8 @@ class _Consumer(threading.Thread):
             self._mon_done = True
 
     def _lane_count(self) -> int:
-        """Frames computed at once: one per kernel thread, when the kernels'
+        """Frames computed at once: one per kernel thread (as many as the
+        memory budget allows, :func:`_lanes_for_memory`), when the kernels'
         threading layer may be entered from several threads (OpenMP, TBB; not
         Numba's workqueue) and no other stream shares the kernels (several
         outputs take turns under one lock).  ``VQA_LANES`` overrides it (1:
@@ -406,13 +430,13 @@ class _Consumer(threading.Thread):
         want = os.environ.get("VQA_LANES", "")
         if want.isdigit() and int(want) >= 1:
             return int(want)
-        if self.kernel_lock is not None or self.result.threads < 2:
+        if self.kernel_lock is not None or self._lane_cap < 2:
             return 1
         try:
             layer = numba.threading_layer()
         except ValueError:  # no parallel kernel has run yet: don't guess
             return 1
-        return self.result.threads if layer in ("omp", "tbb") else 1
+        return self._lane_cap if layer in ("omp", "tbb") else 1
 
     def _lane_init(self, ids) -> None:
         import numba

@@ -211,3 +211,47 @@ def test_compare_in_lanes_equals_one_lane(clip):
     assert default["lanes"] == expect
     assert default["frames"] == one["frames"] == 30
     assert runs["default"][0] == runs["one"][0]
+
+
+def _buffer_bytes(obj, seen=None) -> int:
+    """Bytes of the numpy buffers an object holds (attributes, lists, dicts;
+    views counted once, with their base)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        base = obj
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        if id(base) in seen and base is not obj:
+            return 0
+        seen.add(id(base))
+        return base.nbytes
+    if isinstance(obj, (list, tuple, set)):
+        return sum(_buffer_bytes(x, seen) for x in obj)
+    if isinstance(obj, dict):
+        return sum(_buffer_bytes(x, seen) for x in obj.values())
+    if hasattr(obj, "__dict__") and type(obj).__module__.startswith("vqa_core"):
+        return _buffer_bytes(vars(obj), seen)
+    return 0
+
+
+def test_lane_count_keeps_to_the_memory_budget():
+    """One lane per thread, the extra lanes within LANE_MEMORY_BUDGET: 4K on
+    16 cores gets 3, 1080p 9, 8K 1; and the estimate per pixel holds: an
+    extra lane's kernel buffers for the 4K models, plus its ring slot, stay
+    under LANE_BYTES_PER_PIXEL."""
+    from vqa_filter.session import LANE_BYTES_PER_PIXEL, _lanes_for_memory
+    assert _lanes_for_memory(2, 3840 * 2160) == 2
+    assert _lanes_for_memory(16, 3840 * 2160) == 3
+    assert _lanes_for_memory(16, 1920 * 1080) == 9
+    assert _lanes_for_memory(16, 7680 * 4320) == 1
+    assert _lanes_for_memory(1, 640 * 480) == 1
+    px = 3840 * 2160
+    fmt = FrameFormat(3840, 2160, "420", 10)
+    for name in ("vmaf_4k_v0.6.1", "vmaf_v1.0.16_1d5h_2160"):
+        s = Scorer(fmt, ["psnr"], [load_model_spec(name)], lanes=2)
+        lane = [e for k, e in s._lanes[1].items() if k not in s._ordered]
+        per_px = _buffer_bytes(lane) / px + 6  # + a 10-bit stacked ring slot
+        assert 1 < per_px < LANE_BYTES_PER_PIXEL, (name, per_px)
