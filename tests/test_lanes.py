@@ -135,6 +135,13 @@ def test_a_failing_lane_stops_the_others():
         s.work(t0, 0, ref, (dis[0][:10],) + dis[1:])  # a luma plane of the wrong size
     with pytest.raises(RuntimeError, match="another frame failed"):
         s.work(t1, 1, *frames[1])
+    # push() checks the pair before taking a frame number: a bad pair leaves
+    # the scorer as it was
+    s = Scorer(fmt, ["psnr"], [load_model_spec("vmaf_v0.6.1")])
+    with pytest.raises(ValueError):
+        s.push(0, None, ref, (dis[0][:10],) + dis[1:])
+    recs = [r for i, (a, b) in enumerate(frames) for r in s.push(i, None, a, b)] + s.finish()
+    assert [r["frame"] for r in recs] == [0, 1, 2, 3]
 
 
 def test_stream_holds_several_pairs(tmp_path):

@@ -112,6 +112,7 @@ class Scorer:
         needs every frame, also those that ``--subsample`` leaves unscored):
         no record is made for it, and it costs nothing when no extractor is
         temporal."""
+        ref, dis = _checked(self.fmt, ref, dis)  # a bad pair changes nothing
         self.work(self.begin(index, pts, score), 0, ref, dis)
         return self.collect()
 
@@ -143,9 +144,7 @@ class Scorer:
         exts = self._lanes[lane]
         got = []
         try:
-            ref, dis = as_planes(ref), as_planes(dis)
-            check_planes(self.fmt, ref, "reference")
-            check_planes(self.fmt, dis, "distorted")
+            ref, dis = _checked(self.fmt, ref, dis)
             if score:
                 for key, ext in exts.items():
                     if key not in self._ordered:
@@ -235,6 +234,13 @@ class Scorer:
 
 
 _SKIP = ("frame", "pts", "output", "stream")
+
+
+def _checked(fmt: FrameFormat, ref, dis):
+    ref, dis = as_planes(ref), as_planes(dis)
+    check_planes(fmt, ref, "reference")
+    check_planes(fmt, dis, "distorted")
+    return ref, dis
 
 
 def _collect(columns: Dict[str, array], rec: dict) -> None:
