@@ -41,8 +41,9 @@ class Scorer:
 
     ``lanes``: how many frames may be computed at once, each on its own
     thread (see :meth:`begin`); lane k > 0 has its own instances of the
-    extractors that hold no state between frames, the temporal ones (motion)
-    are shared and run in frame order.  :meth:`push` uses lane 0.
+    extractors that hold no state between frames; those that must see the
+    frames in order on one instance (``ordered``: motion, CAMBI writing
+    heatmaps) are shared and run in frame order.  :meth:`push` uses lane 0.
     """
 
     def __init__(self, fmt: FrameFormat, metrics: Sequence[str] = ("psnr", "ssim"),
@@ -81,7 +82,7 @@ class Scorer:
                     ext.setup(self.fmt)
                 own[key] = ext
             self._lanes.append(own)
-        # begin() numbers the frames; temporal extractors run in that order
+        # begin() numbers the frames; the ordered extractors run in that order
         self._lock = threading.Lock()
         self._turn = threading.Condition()
         self._seq = 0
