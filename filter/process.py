@@ -135,6 +135,11 @@ class FfmpegProcess:
                         r"[Ii]nvalid data found when processing input|[Ii]ncomplete frame|"
                         r"[Uu]nexpected end of file|End of file reached prematurely")
 
+    #: what ffmpeg says of the y4m stream vqa reads (above 8 bits it is the
+    #: "non standard" y4m that ``-strict -1`` allows): not relayed
+    OWN_PIPE_NOISE = re.compile(r"\[yuv4mpegpipe @ [^\]]*\] (?:\[warning\] )?"
+                                r"Warning: generating non standard YUV stream")
+
     def _line(self, line: str) -> None:
         if not line.strip():
             return
@@ -143,6 +148,8 @@ class FfmpegProcess:
             self.damage = _strip_level(line).strip()
         if self._on_line:
             self._on_line(line)
+        if self.OWN_PIPE_NOISE.search(line):
+            return  # about vqa's own frame pipe, not the user's command
         if self.relay == "all":
             self._writer(line + "\n")
         elif self.relay == "errors":

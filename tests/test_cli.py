@@ -171,6 +171,21 @@ def test_a_signal_between_records_loses_no_score(tmp_path, signame, code):
     assert s.proc.poll() is not None
 
 
+def test_no_warning_about_vqas_own_10_bit_pipe(tmp_path):
+    """Above 8 bits the y4m stream vqa reads is the "non standard" kind
+    (-strict -1) and ffmpeg warns about it ("Mjpegtools will not work"): that
+    is about vqa's pipe, not the user's command, so it is not relayed, in
+    compare or inline."""
+    src = make_clip(tmp_path / "a.y4m", size="320x240", duration=0.4, pix_fmt="yuv420p10le")
+    r = vqa("compare", "-q", "--metrics", "psnr", src, src)
+    assert r.returncode == 0, r.stderr
+    assert "Mjpegtools" not in r.stderr and "non standard" not in r.stderr, r.stderr
+    r = vqa("-q", "--metrics", "psnr", "ffmpeg", "-v", "warning", "-y", "-i", src,
+            "-c:v", "libx264", "-pix_fmt", "yuv420p10le", tmp_path / "o.mp4")
+    assert r.returncode == 0, r.stderr
+    assert "Mjpegtools" not in r.stderr and "non standard" not in r.stderr, r.stderr
+
+
 def test_compare_a_file_with_itself(pair):
     """The same file on both sides (a sanity check users do): capped PSNR, SSIM 1."""
     t, ref, _ = pair
