@@ -296,12 +296,11 @@ class _Consumer(threading.Thread):
         policy = DROP if live else BLOCK
         try:
             w, h2 = parse_y4m_header(header)[:2]
-            self._lane_cap = _lanes_for_memory(self.result.threads, w * (h2 // 2))
+            cap = _lanes_for_memory(self.result.threads, w * (h2 // 2))
         except ValueError:  # PairStream says what is wrong with it
-            self._lane_cap = 1
+            cap = 1
         # live: a short ring plus a slot for each frame in flight beyond the
         # first; files: room for the frames in flight and two read ahead
-        cap = self._lane_cap
         nslots = self.s.opts.nslots or (LIVE_NSLOTS + cap - 1 if live else max(FILE_NSLOTS, 2 * cap + 2))
         self.stream = PairStream(self.frames_fd, self.plan.size, nslots, policy, header)
         if live:
@@ -313,7 +312,7 @@ class _Consumer(threading.Thread):
             while t is not None and t.is_alive() and not self.s._stop.is_set():
                 t.join(0.1)
         self.result.format = (f"{fmt.width}x{fmt.height} {fmt.chroma} {fmt.bitdepth}-bit")
-        lanes = self._lane_count()
+        lanes = self._lane_count(cap)
         self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features, lanes=lanes)
         self.result.lanes = lanes
         if self.s.opts.html:
@@ -328,8 +327,8 @@ class _Consumer(threading.Thread):
         n = self.s.opts.subsample
         next_due = 0
         last = -1
-        # Up to `lanes` pairs in flight, each computed on its own thread with
-        # one-thread kernels (frame-level parallelism: no barrier between the
+        # Pairs computed on `lanes` threads at once, each with one-thread
+        # kernels (frame-level parallelism: no barrier between the
         # threads inside a frame, so a thread that ffmpeg or the encoder
         # pre-empts holds back only its own frame); records and slots are
         # handled here in frame order.  One lane: computed on this thread.
@@ -426,9 +425,9 @@ class _Consumer(threading.Thread):
             ledger.finish()
             self._mon_done = True
 
-    def _lane_count(self) -> int:
-        """Frames computed at once: one per kernel thread (as many as the
-        memory budget allows, :func:`_lanes_for_memory`), when the kernels'
+    def _lane_count(self, cap: int) -> int:
+        """Frames computed at once: one per kernel thread, up to ``cap`` (what
+        the memory budget allows, :func:`_lanes_for_memory`), when the kernels'
         threading layer may be entered from several threads (OpenMP, TBB; not
         Numba's workqueue) and no other stream shares the kernels (several
         outputs take turns under one lock).  ``VQA_LANES`` overrides it (1:
@@ -437,13 +436,13 @@ class _Consumer(threading.Thread):
         want = os.environ.get("VQA_LANES", "")
         if want.isdigit() and int(want) >= 1:
             return int(want)
-        if self.kernel_lock is not None or self._lane_cap < 2:
+        if self.kernel_lock is not None or cap < 2:
             return 1
         try:
             layer = numba.threading_layer()
         except ValueError:  # no parallel kernel has run yet: don't guess
             return 1
-        return self._lane_cap if layer in ("omp", "tbb") else 1
+        return cap if layer in ("omp", "tbb") else 1
 
     def _lane_init(self, ids) -> None:
         import numba

@@ -72,7 +72,7 @@ class Scorer:
         # indices fed to temporal extractors only -> outputs still to discard
         self._unscored: Dict[int, int] = {}
         self._temporal = [k for k, e in self._instances.items() if e.temporal]
-        self._ordered = [k for k, e in self._instances.items() if e.ordered or e.temporal]
+        self._ordered = [k for k, e in self._instances.items() if e.ordered]
         self._lanes: List[Dict[Key, FeatureExtractor]] = [self._instances]
         for _ in range(1, max(1, int(lanes))):
             own = {}
