@@ -144,3 +144,27 @@ def test_warm_up_covers_the_kernels_of_real_frame_sizes():
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         assert r.stdout.strip() == "[]", (w, h, depth, r.stdout)
+
+
+WARM_ALL = r"""
+import sys
+from vqa_core import warmup
+from vqa_core.models import load_model
+warmup.preload().join()
+warmup.warm_up("420", int(sys.argv[1]), ["psnr", "ssim", "ms_ssim", "cambi"],
+               [load_model("vmaf_v0.6.1"), load_model("vmaf_v1.0.16_3d0h")])
+print(sorted(m for m in ("numba.np.arraymath", "numba.np.npyimpl")
+             if m in sys.modules))
+"""
+
+
+def test_warm_load_of_every_kernel_skips_numba_registries():
+    """Once every kernel is in the cache, loading them all imports none of
+    Numba's heavy modules (numba.np.arraymath alone is 0.3 s: a kernel that
+    called ndarray.sum() made every warm start-up load it)."""
+    for depth in ("8", "10"):
+        for _ in range(2):  # the first run may compile (then they are imported)
+            r = subprocess.run([sys.executable, "-c", WARM_ALL, depth], capture_output=True,
+                               text=True, timeout=600)
+            assert r.returncode == 0, r.stderr[-3000:]
+        assert r.stdout.strip() == "[]", (depth, r.stdout)

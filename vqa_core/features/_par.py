@@ -1,27 +1,33 @@
-"""Dynamic row-band scheduling for the parallel kernels.
+"""Row bands in the kernels, and why each kernel call runs on one thread.
 
-Numba's ``prange`` hands each thread one fixed share of the iterations
-(OpenMP's static schedule; ``set_parallel_chunksize`` only changes the size
-of the shares, not who runs them).  A kernel split into one row band per
-thread then waits, at the end of every parallel loop, for its slowest band:
-when anything else needs a core for a moment (ffmpeg demuxing and piping the
-frames, an encoder in an inline run), the other thread idles until the
-delayed band is done, and the frame takes that time twice.  Measured on the
-2-core machine: a paced ffmpeg next to the in-process VMAF kernels cost +25%
-per frame with one band per thread, nothing with one thread.
+**One thread per call.**  The kernels are compiled without Numba's
+``parallel`` option: a call runs on the calling thread.  vqa gets its
+parallelism from frames instead: the session computes several frames at once
+("lanes", ``filter/session.py``), one per thread, each with its own scratch
+buffers.  Measured on the 2-core machine, two frames side by side beat one
+frame on two threads (in-process, 48 1080p frames: 6-24% faster per frame; in
+``vqa compare``: v0.6.1 0.99x -> 1.05x of libvmaf): the threads of one frame
+meet at a barrier at the end of every parallel loop (CAMBI has ~35 a frame),
+and a thread that ffmpeg or an encoder pre-empts stalls its partner there;
+two frames share no barrier.  A parallel function also costs Numba about half
+as much again to compile (the parfor passes, and the gufunc it builds around
+the loop, with another copy of every callee): without them a cold start
+compiles ~30% less.
 
-So the kernels loop ``for c in prange(threads)`` (c picks the thread's
-scratch buffers) and take their bands from a shared counter, a few bands
-per thread, each thread the next band not yet taken::
+**Bands.**  The kernels still cut a plane into row bands, taken in turn from
+a shared counter by ``nth`` workers (``nth`` is :data:`KERNEL_THREADS`, 1)::
 
-    for c in prange(nth):
+    for c in range(nth):
         while True:
             b = next_band(counter)
             if b >= nbands:
                 break
             ...band b with scratch c...
 
-``counter`` is an int64 array of one element set to 0 before the loop.
+``counter`` is an int64 array of one element set to 0 before the loop.  A
+band's scratch (its rows' ring) is small enough to stay in cache; the results
+are the same whatever the band split (the integer sums are exact, the float
+ones are per row).
 """
 from __future__ import annotations
 
@@ -29,7 +35,10 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-#: bands per thread in the dynamically scheduled kernels
+#: threads one kernel call runs on (see the module's text)
+KERNEL_THREADS = 1
+
+#: bands per thread in the band kernels
 BANDS_PER_THREAD = 4
 
 

@@ -83,13 +83,12 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
-from ._par import band_count, next_band, noinline
+from ._par import KERNEL_THREADS, band_count, next_band, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -396,7 +395,7 @@ def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
         ob[j] = _shr(_add(b, ad), sh)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nth, nb, counter):
     """One DWT level of ``src`` into ``out[0..3]`` = bands a, h, v, d.
 
@@ -406,14 +405,14 @@ def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nth, nb,
     after); ``out``'s dtype sets that of the bands.  ``norm`` is subtracted
     from the vertical lo sums; ``wrap_v`` emulates libvmaf's 32-bit vertical
     accumulator.  The rows are cut into nb bands taken in turn by nth
-    threads (``tmp[c]`` is thread c's; see _par; ``counter``: one int64).
+    workers (``tmp[c]`` is worker c's; see _par: nth is KERNEL_THREADS, 1; ``counter``: one int64).
     """
     w = src.shape[1]
     hh = iy.shape[1]
     ww = ix.shape[1]
     jend = min((w - 3) // 2 + 1, ww)
     counter[0] = 0
-    for c in prange(nth):
+    for c in range(nth):
         lo = tmp[c, 0]
         hi = tmp[c, 1]
         while True:
@@ -679,7 +678,7 @@ def _decouple_into(ref, dis, r, left, right, egl, egl_i, cos1sq, rf, add_dst, sh
                  m_ctr, a_ctr, s_ctr, is16, f_a, g_a)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def measure_level(ref, dis, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
                   rf, add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, round_end,
                   top, bottom, left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
@@ -697,12 +696,12 @@ def measure_level(ref, dis, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
     Scratch: dec_scratch (chunks, 3, eright - eleft) int32, ring_b (chunks,
     3, 2, 3, w) of the bands' dtype, ring_f (chunks, 3, 4, w) int32,
     pool_scratch (chunks, 2, w) int32 (the sums wrap as libvmaf's).  The
-    pooled rows are cut into nb bands taken in turn by nth threads (scratch
-    [c] is thread c's; see _par; ``counter``: one int64)."""
+    pooled rows are cut into nb bands taken in turn by nth workers (scratch
+    [c] is worker c's; see _par: nth is KERNEL_THREADS, 1; ``counter``: one int64)."""
     nround = min(max(round_end - eleft, 0), eright - eleft)
     rows = bottom - top
     counter[0] = 0
-    for c in prange(nth):
+    for c in range(nth):
         while True:
             bd = next_band(counter)
             if bd >= nb:
@@ -957,7 +956,7 @@ class ADM(FeatureExtractor):
         self._egl_i = int(self._egl) if self._egl == int(self._egl) else 0
         self._cos1sq = float(np.float32(math.cos(math.pi / 180.0) * math.cos(math.pi / 180.0)))
         self._nw = float(o["adm_noise_weight"])
-        chunks = max(1, numba.config.NUMBA_NUM_THREADS)  # scratch: one per thread
+        chunks = max(1, KERNEL_THREADS)  # scratch: one per thread
         self._counter = np.zeros(1, dtype=np.int64)
         self._levels = []
         w, h = fmt.width, fmt.height
@@ -976,7 +975,7 @@ class ADM(FeatureExtractor):
         else:
             args = ((0, 0, 0, 16384, 15, False), (0, 32768, 16, 32768, 16, False),
                     (0, 32768, 16, 16384, 15, False))[lv.scale - 1]
-        nth = max(1, min(numba.get_num_threads(), len(lv.tmp_r)))
+        nth = max(1, min(KERNEL_THREADS, len(lv.tmp_r)))
         nb = band_count(nth, lv.h, 8)
         dwt2(ref, lv.ref, lv.tmp_r, lv.iy, lv.ix, *args, nth, nb, self._counter)
         dwt2(dis, lv.dis, lv.tmp_d, lv.iy, lv.ix, *args, nth, nb, self._counter)
@@ -985,7 +984,7 @@ class ADM(FeatureExtractor):
         etop, ebottom, eleft, eright = lv.ext
         top, bottom, left, right = lv.reg
         rows = lv.rows
-        nth = max(1, min(numba.get_num_threads(), len(lv.dec_scratch)))
+        nth = max(1, min(KERNEL_THREADS, len(lv.dec_scratch)))
         nb = band_count(nth, bottom - top, 24)
         measure_level(lv.ref, lv.dis, self._egl, self._egl_i, self._cos1sq,
                       etop, ebottom, eleft, eright, lv.rf, lv.add_dst, lv.sh_dst, *lv.flt,

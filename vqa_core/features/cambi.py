@@ -90,10 +90,10 @@ from __future__ import annotations
 import math
 import os
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from ._par import KERNEL_THREADS
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -244,11 +244,11 @@ def nn_indices(n_in: int, n_out: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- kernels
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def anti_dither(a, out):
     """Floor mean of the 2x2 block right/below (2x1 on the last row/column)."""
     h, w = a.shape
-    for i in prange(h - 1):
+    for i in range(h - 1):
         r0 = a[i]
         r1 = a[i + 1]
         o = out[i]
@@ -263,13 +263,13 @@ def anti_dither(a, out):
     o[w - 1] = r[w - 1]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def spatial_mask(img, thr, deriv, colsum, mask):
     """mask = (7x7 zero-padded box count of zero-derivative pixels) > thr.
     ``deriv`` (h, w) uint8 and ``colsum`` (chunks, w + 6) int32 are scratch."""
     h, w = img.shape
     nch = colsum.shape[0]
-    for i in prange(h):
+    for i in range(h):
         r = img[i]
         d = deriv[i]
         if i == h - 1:
@@ -283,7 +283,7 @@ def spatial_mask(img, thr, deriv, colsum, mask):
             d[w - 1] = 1
         else:
             d[w - 1] = 1 if r[w - 1] == img[i + 1, w - 1] else 0
-    for c in prange(nch):
+    for c in range(nch):
         cs = colsum[c]
         for i in range((c * h) // nch, ((c + 1) * h) // nch):
             cs[:] = 0
@@ -302,11 +302,11 @@ def spatial_mask(img, thr, deriv, colsum, mask):
                 s -= cs[j]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def decimate(src, out):
     """out = src[::2, ::2] (out has the rounded-up half size)."""
     h, w = out.shape
-    for i in prange(h):
+    for i in range(h):
         s = src[2 * i]
         o = out[i]
         for j in range(w):
@@ -321,37 +321,26 @@ def _mode3(a, b, c):
     return a if (a == b) | (a == c) else r
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def mode_filter(src, hm, out):
-    """Separable 3-tap mode filter; ``hm`` is scratch of src's shape."""
+    """Separable 3-tap mode filter; ``hm`` is scratch of src's shape.
+    Indexed in 2-D: with per-row views (``s = src[i]``) and no parfor around
+    it, LLVM left the loops scalar (20x slower at 1080p)."""
     h, w = src.shape
-    for i in prange(h):
-        s = src[i]
-        m = hm[i]
-        m[0] = s[0]
-        if w > 2:
-            sl = s[0:w - 2]
-            sc = s[1:w - 1]
-            sr = s[2:w]
-            mc = m[1:w - 1]
-            for j in range(w - 2):
-                mc[j] = _mode3(sl[j], sc[j], sr[j])
-        m[w - 1] = s[w - 1]
-    for i in prange(h):
-        o = out[i]
-        if i == 0 or i == h - 1:
-            s = src[i]
-            for j in range(w):
-                o[j] = s[j]
-        else:
-            a = hm[i - 1]
-            b = hm[i]
-            c = hm[i + 1]
-            for j in range(w):
-                o[j] = _mode3(a[j], b[j], c[j])
+    for i in range(h):
+        hm[i, 0] = src[i, 0]
+        for j in range(1, w - 1):
+            hm[i, j] = _mode3(src[i, j - 1], src[i, j], src[i, j + 1])
+        hm[i, w - 1] = src[i, w - 1]
+    for j in range(w):
+        out[0, j] = src[0, j]
+        out[h - 1, j] = src[h - 1, j]
+    for i in range(1, h - 1):
+        for j in range(w):
+            out[i, j] = _mode3(hm[i - 1, j], hm[i, j], hm[i + 1, j])
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
     """Mean of the k largest values of cvals (2-D, float32 >= 0), summed in
     double.  A two-pass radix selection on the float bits (non-negative
@@ -361,7 +350,7 @@ def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
     cnt_lo (chunks, 65536) int64, one (1,) uint32."""
     h, w = cvals.shape
     nch = max(1, min(nch, cnt_hi.shape[0], sum_hi.shape[0], cnt_lo.shape[0]))
-    for c in prange(nch):
+    for c in range(nch):
         ch = cnt_hi[c]
         sh = sum_hi[c]
         ch[:] = 0
@@ -388,7 +377,7 @@ def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
             total += sum_hi[c, hb]
         hb -= 1
     need = k - above
-    for c in prange(nch):
+    for c in range(nch):
         cl = cnt_lo[c]
         cl[:] = 0
         for i in range((c * h) // nch, ((c + 1) * h) // nch):
@@ -439,14 +428,14 @@ def _pre_row(src, yi, xs, ident, up, add, down, o):
             o[j] = ((np.int32(row[xs[j]]) << up) + add) >> down
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
     """out[i, j] = ((src[ys[i], xs[j]] << up) + add) >> down (src's own
     rows and columns when ``ident``), then, if ``dither``, anti_dither of
     that, in one pass; ``tmp`` (chunks, 2, w) uint16 scratch."""
     h, w = out.shape
     nch = max(1, min(tmp.shape[0], h))
-    for c in prange(nch):
+    for c in range(nch):
         r0 = (c * h) // nch
         r1 = ((c + 1) * h) // nch
         if not dither:
@@ -474,7 +463,7 @@ def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
                     o[w - 1] = a[w - 1]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def mask_decimated(img, thr, step, deriv, csp, mask):
     """spatial_mask(img)[::step, ::step] (step 1 or 2) into ``mask``; only
     the kept samples' 7x7 counts are computed.  ``deriv`` (h, w) uint8 and
@@ -482,7 +471,7 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
     h, w = img.shape
     ho, wo = mask.shape
     nch = max(1, min(csp.shape[0], h))
-    for c in prange(nch):
+    for c in range(nch):
         for i in range((c * h) // nch, ((c + 1) * h) // nch):
             r = img[i]
             d = deriv[i]
@@ -497,7 +486,7 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
                     d[j] = (r[j] == r1[j]) & (r[j] == rn[j])
                 d[w - 1] = r[w - 1] == rn[w - 1]
     nch = max(1, min(csp.shape[0], ho))
-    for c in prange(nch):
+    for c in range(nch):
         cs = csp[c]
         for j in range(3):
             cs[j] = 0
@@ -530,12 +519,12 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
                     m[j] = s > thr
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def find_runs(img, mask, base, size, ra, rb, rv, rn, npx):
     """Runs of equal masked in-band values of each row: columns ra..rb,
     histogram row rv (value - base); rn: runs per row, npx: their pixels."""
     h, w = img.shape
-    for i in prange(h):
+    for i in range(h):
         ir = img[i]
         mr = mask[i]
         n = 0
@@ -653,7 +642,7 @@ def split_rows(rn, npx, pad, w, bounds):
     bounds[nch] = h
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def c_values_binned(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv, rn,
                     hists, bounds, cvals, cnt, fsum):
     """c value of every pixel into cvals (h, w), from sliding windowed
@@ -664,7 +653,7 @@ def c_values_binned(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv
     _NBINS) int64).  Returns the number of chunks used."""
     h, w = img.shape
     nch = bounds.shape[0] - 1
-    for c in prange(nch):
+    for c in range(nch):
         hist = hists[c]
         hist[:, :] = 0
         cn = cnt[c]
@@ -685,7 +674,7 @@ def c_values_binned(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv
     return nch
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def topk_binned(cvals, k, cnt, fsum, nch, cnt_lo):
     """Mean of the k largest c values from c_values_binned's bins (exact
     sums); ``cnt_lo`` (chunks, 65536) int64 scratch for the bin of the k-th."""
@@ -708,7 +697,7 @@ def topk_binned(cvals, k, cnt, fsum, nch, cnt_lo):
         return np.float64(total) / _FIX / k
     key = np.uint32(hb + _BIN_BASE)
     npc = max(1, min(cnt_lo.shape[0], h))
-    for c in prange(npc):
+    for c in range(npc):
         cl = cnt_lo[c]
         cl[:] = 0
         for i in range((c * h) // npc, ((c + 1) * h) // npc):
@@ -863,7 +852,7 @@ class Cambi(FeatureExtractor):
             self._conv = (1, 0, 0)
         else:
             self._conv = (0, (1 << (b - 11)) if b > 10 else 0, b - 10)
-        nch = max(1, min(numba.get_num_threads(), 8))
+        nch = max(1, min(KERNEL_THREADS, 8))
         self._nch = nch
         self._nch_pool = nch
         for g in geos:

@@ -59,10 +59,9 @@ in the same order in double precision, so the outputs equal libvmaf's.
 from __future__ import annotations
 
 import numpy as np
-import numba
-from numba import njit, prange
+from numba import njit
 
-from ._par import band_count, next_band, noinline
+from ._par import KERNEL_THREADS, band_count, next_band, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -81,23 +80,26 @@ _BOOLS = ("motion_force_zero", "motion_five_frame_window", "motion_moving_averag
 
 # ---------------------------------------------------------------- kernel
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def motion_sad(prev, cur, bpc, yrows, band_sums, nth, counter):
     """sum |blur(prev - cur)| over the frame, libvmaf's fixed point.
 
     ``band_sums`` (nbands,) int64 receives the per-band sums; the bands are
-    taken in turn by nth threads (see _par; ``counter``: one int64);
-    ``yrows`` is (nth, w + 4) int64 scratch (one row per thread, with two
+    taken in turn by nth workers (see _par: nth is KERNEL_THREADS, 1; ``counter``: one int64);
+    ``yrows`` is (nth, w + 4) int64 scratch (one row per worker, with two
     mirrored columns each side).  Returns the total."""
     nb = band_sums.shape[0]
     counter[0] = 0
-    for c in prange(nth):
+    for c in range(nth):
         while True:
             b = next_band(counter)
             if b >= nb:
                 break
             band_sums[b] = _sad_rows(prev, cur, bpc, yrows[c], b, nb)
-    return band_sums.sum()
+    total = np.int64(0)
+    for b in range(nb):  # a loop: ndarray.sum would load numba.np.arraymath (0.3 s)
+        total += band_sums[b]
+    return total
 
 
 @njit(cache=True, nogil=True)
@@ -214,7 +216,7 @@ class Motion(FeatureExtractor):
         # ring of the last reference luma planes: i-1 (and i-2 for the window)
         nkeep = self._min_idx + 1
         self._ring = [np.empty((h, w), dtype=fmt.dtype) for _ in range(nkeep)]
-        nth = max(1, numba.config.NUMBA_NUM_THREADS)
+        nth = max(1, KERNEL_THREADS)
         self._yrows = np.zeros((nth, w + 4), dtype=np.int64)
         self._band_sums = np.zeros(band_count(nth, h, 8), dtype=np.int64)
         self._counter = np.zeros(1, dtype=np.int64)
@@ -224,7 +226,7 @@ class Motion(FeatureExtractor):
     # -- scores -----------------------------------------------------------
     def sad_score(self, prev_y: np.ndarray, cur_y: np.ndarray) -> float:
         """libvmaf's per-frame motion score of ``cur_y`` against ``prev_y``."""
-        nth = max(1, min(numba.get_num_threads(), len(self._yrows)))
+        nth = max(1, min(KERNEL_THREADS, len(self._yrows)))
         sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrows, self._band_sums, nth,
                              self._counter))
         o = self.options

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
@@ -48,7 +48,7 @@ BETAS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333], dtype=np.float32)
 GAMMAS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333], dtype=np.float32)
 
 
-@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def split_pad(src, inv, even, odd):
     """Mirror-pad each row by 4 and split it into even and odd columns.
 
@@ -64,7 +64,7 @@ def split_pad(src, inv, even, odd):
     eb = min(ne, (w - 1 + half) // 2 + 1)
     oa = half // 2
     ob = min(no, (w - 2 + half) // 2 + 1)
-    for r in prange(h):
+    for r in range(h):
         row = src[r]
         for j in range(ea):
             even[r, j] = np.float32(row[_mirror(2 * j - half, w)]) * inv
@@ -80,7 +80,7 @@ def split_pad(src, inv, even, odd):
             odd[r, j] = np.float32(row[_mirror(2 * j + 1 - half, w)]) * inv
 
 
-@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def decimate_lpf(even, odd, k, out):
     """9x9 low-pass at every other pixel of the image held in (even, odd).
 
@@ -88,7 +88,7 @@ def decimate_lpf(even, odd, k, out):
     outer, columns inner), and stored float32."""
     h = even.shape[0]
     sh, sw = out.shape
-    for y in prange(sh):
+    for y in range(sh):
         acc = np.zeros(sw, np.float64)
         for v in range(LPF_LEN):
             r = _mirror(2 * y + v - LPF_LEN // 2, h)

@@ -25,18 +25,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def sse_plane(ref, dis):
     """Sum of squared differences of two 2-D integer planes (int64)."""
     rows, cols = ref.shape
     total = np.int64(0)
-    for i in prange(rows):
+    for i in range(rows):
         r = ref[i]
         d = dis[i]
         acc = np.int64(0)

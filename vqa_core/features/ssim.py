@@ -33,10 +33,10 @@ shared with :mod:`vqa_core.features.ms_ssim`.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from ._par import KERNEL_THREADS
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -79,7 +79,7 @@ def _mirror(i, n):
     return i
 
 
-@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def decimate_box(src, scaler, f, out):
     """Box low-pass (f x f, weights float32(1/f^2)) and decimate by f.
 
@@ -97,7 +97,7 @@ def decimate_box(src, scaler, f, out):
     inv = np.float32(1.0) / scaler
     lo = -(f // 2)
     hi = f - 1 - f // 2
-    for y in prange(sh):
+    for y in range(sh):
         col = np.zeros(w, np.float64)
         for v in range(lo, hi + 1):
             row = src[_mirror(y * f + v, h)]
@@ -173,7 +173,7 @@ def _hrow(ref, cmp, y, inv, g, tmp, ring, slot):
         _taps11(t, t, t, t, t, t, t, t, t, t, t, 1, g, ring[q, slot])
 
 
-@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def ssim_rows(ref, cmp, scaler, g, c1, c2, c3, rings, tmps, sts, ress, rowsums):
     """SSIM map of two equal-size planes, reduced per map row.
 
@@ -191,7 +191,7 @@ def ssim_rows(ref, cmp, scaler, g, c1, c2, c3, rings, tmps, sts, ress, rowsums):
     inv = np.float32(1.0) / scaler
     zero = np.float32(0.0)
     nchunks = rings.shape[0]
-    for ci in prange(nchunks):
+    for ci in range(nchunks):
         y0 = ci * dh // nchunks
         y1 = (ci + 1) * dh // nchunks
         if y1 <= y0:
@@ -259,8 +259,8 @@ class SsimPlan:
         dw, dh = max(w - WIN + 1, 0), max(h - WIN + 1, 0)
         self.rowsums = np.empty((dh, 4), np.float64)
         self.n = float(dw * dh)
-        # two bands per thread (each band filters 10 extra rows), >= 16 rows each
-        n = max(1, min(dh // 16, 2 * numba.get_num_threads()))
+        # one band per kernel thread (each band filters 10 extra rows), >= 16 rows each
+        n = max(1, min(dh // 16, KERNEL_THREADS))
         self.rings = np.empty((n, 5, WIN, dw), np.float32)
         self.tmps = np.empty((n, 5, w), np.float32)
         self.sts = np.empty((n, 5, dw), np.float32)

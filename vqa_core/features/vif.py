@@ -63,8 +63,8 @@ the rounded product.  vqa fuses it too (class attribute ``VIF.fma``; off gives
 libvmaf's C reference).  The two differ only where the product's rounding
 crosses an integer, which random tests did not hit once in 3000 frames.
 
-**Implementation.**  Per scale, one parallel pass over row bands (a few
-per thread, starting at even rows, taken in turn: see ``_par``).  Each pair of padded input rows (2m, 2m + 1)
+**Implementation.**  Per scale, one pass over row bands (a few
+per worker, starting at even rows, taken in turn: see ``_par``; a call runs on one thread).  Each pair of padded input rows (2m, 2m + 1)
 enters a per-band ring once, as 16-bit streams (x, y and the products'
 16-bit halves) with the two rows interleaved, so that the vertical sums are
 16-bit multiply-adds of pairs of taps (``pmaddwd`` through an LLVM
@@ -95,11 +95,10 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-import numba
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
-from ._par import band_count, next_band, noinline
+from ._par import KERNEL_THREADS, band_count, next_band, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -166,12 +165,12 @@ def pad_rows(src, dst, half):
     _mirror_rows(dst, half, h, w)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def pad_rows2(ra, da, P, Q, half, nch):
-    """pad_rows of ref and dis in nch parallel row bands."""
+    """pad_rows of ref and dis in nch row bands."""
     h = ra.shape[0]
     w = ra.shape[1]
-    for c in prange(2 * nch):
+    for c in range(2 * nch):
         src, dst = (ra, P) if c < nch else (da, Q)
         b = c % nch
         for i in range((b * h) // nch, ((b + 1) * h) // nch):
@@ -902,7 +901,7 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
                    Pn[hfn + i // 2], Qn[hfn + i // 2])
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
                    taps, vt, wide, pad, nth, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq32,
                    out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo, counter):
@@ -929,9 +928,9 @@ def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, 
     both sums over the slots i, i + 2, ..., with the taps vt[0] and vt[1].
 
     The rows are cut into nb bands (starting at even rows), which the nth
-    threads take in turn (see _par; ``counter``: one int64)."""
+    workers take in turn (see _par: one worker, KERNEL_THREADS; ``counter``: one int64)."""
     counter[0] = 0
-    for c in prange(nth):
+    for c in range(nth):
         while True:
             bd = next_band(counter)
             if bd >= nb:
@@ -1037,7 +1036,7 @@ def _sub_h(vr, hf, w, e, o, taps, Pr, Qr):
     _h2_even(e, o, taps, w // 2, Pr, Qr)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def subsample(P, Q, h, w, half, taps, rnd, sh, Pn, Qn, half_n, vacc, vrow, eo):
     """Low-pass a scale (P, Q: padded by ``half`` rows) with ``taps`` (9, 5
     or 3 of them) and decimate by 2 into rows half_n .. of Pn, Qn (uint16),
@@ -1050,7 +1049,7 @@ def subsample(P, Q, h, w, half, taps, rnd, sh, Pn, Qn, half_n, vacc, vrow, eo):
     hn = h // 2
     wn = w // 2
     off = half - hf
-    for c in prange(nch):
+    for c in range(nch):
         am = vacc[c]
         vr = vrow[c]
         e = eo[c, 0]
@@ -1163,7 +1162,7 @@ class VIF(FeatureExtractor):
             raise ValueError(f"vif needs frames of at least {MIN_SIZE}x{MIN_SIZE}, "
                              f"got {fmt.width}x{fmt.height}")
         self._bpc = fmt.bitdepth
-        chunks = max(1, numba.config.NUMBA_NUM_THREADS)  # one row band per thread
+        chunks = max(1, KERNEL_THREADS)  # one row band per thread
         self._scales = []
         self._counter = np.zeros(1, dtype=np.int64)
         w, h = fmt.width, fmt.height
@@ -1183,7 +1182,7 @@ class VIF(FeatureExtractor):
         o = self.options
         # a few row bands per thread, taken in turn (each band primes its
         # ring with n - 1 rows)
-        nth = max(1, min(numba.get_num_threads(), len(sc.ring)))
+        nth = max(1, min(KERNEL_THREADS, len(sc.ring)))
         nb = band_count(nth, sc.h)
         if nx is None:
             tn, vtn, pn, qn, vr, eo = (_NO_TAPS, _NO_VTAPS, sc.P, sc.Q, sc.sub_dummy[0],
@@ -1203,7 +1202,7 @@ class VIF(FeatureExtractor):
         skip0 = bool(self.options["vif_skip_scale0"])
         out = []
         sc = self._scales[0]
-        nch = max(1, min(numba.get_num_threads(), len(sc.ring)))
+        nch = max(1, min(KERNEL_THREADS, len(sc.ring)))
         pad_rows2(ref_y, dis_y, sc.P, sc.Q, sc.half, nch)
         for s, sc in enumerate(self._scales):
             nx = self._scales[s + 1] if s < 3 else None
