@@ -61,11 +61,10 @@ options (before "ffmpeg" in the inline form):
   --ffmpeg PATH       the ffmpeg binary (default: $VQA_FFMPEG, an ffmpeg 7+ on PATH,
                       else the one bundled with imageio-ffmpeg)
   --threads N         threads for vqa's kernels (default: all cores; the report
-                      says how many ran); as many frames are scored at once, one
-                      per thread (VQA_LANES=1: one at a time, each kernel on all
-                      threads). Idle kernel threads sleep in inline and
-                      live runs so the encoder keeps its CPU (OMP_WAIT_POLICY,
-                      GOMP_SPINCOUNT in the environment override this)
+                      says how many ran): as many frames are scored at once, each
+                      on one thread (fewer for very large frames, to bound memory;
+                      several outputs share them; VQA_LANES=N in the environment
+                      sets the number of frames at once)
   --ffmpeg-nice N     lower ffmpeg's CPU priority by N (0-19; default: 10 in
                       "vqa compare", so that reading ahead fills the kernels' idle
                       moments instead of interrupting them; 0 in the inline form,

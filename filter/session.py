@@ -182,22 +182,25 @@ LANE_BYTES_PER_PIXEL = 24
 
 def _lanes_for_memory(threads: int, pixels: int) -> int:
     """Lanes for ``threads`` kernel threads on frames of ``pixels`` pixels:
-    one per thread, those beyond the first within LANE_MEMORY_BUDGET."""
+    one per thread, those beyond the second within LANE_MEMORY_BUDGET (a
+    kernel call runs on one thread: with one lane, a run would use one core
+    whatever the frame size)."""
     extra = LANE_MEMORY_BUDGET // max(1, LANE_BYTES_PER_PIXEL * pixels)
-    return max(1, min(threads, 1 + extra))
+    return max(1, min(threads, max(2, 1 + extra)))
 
 
 class _Consumer(threading.Thread):
     """Reads one pair stream, scores it, puts records on the session queue."""
 
     def __init__(self, session: "Session", plan: graphs.ScoredStream, frames_fd: int, stats_fd: int,
-                 kernel_lock: Optional[threading.Lock]):
+                 streams: int = 1):
         super().__init__(daemon=True, name=f"vqa-{plan.label}")
         self.s = session
         self.plan = plan
         self.frames_fd = frames_fd
         self.stats_fd = stats_fd
-        self.kernel_lock = kernel_lock
+        #: streams scored at once (several outputs share the threads)
+        self.streams = max(1, streams)
         self.result = StreamResult(plan.label, plan.output_url, plan.stream_index)
         self.pts: Dict[int, float] = {}
         self._pts_cv = threading.Condition()
@@ -285,10 +288,9 @@ class _Consumer(threading.Thread):
             self.s._q.put(("done", self))
 
     def _run(self) -> None:
-        import numba
-        if self.s.threads:
-            numba.set_num_threads(min(self.s.threads, numba.config.NUMBA_NUM_THREADS))
-        self.result.threads = numba.get_num_threads()
+        from numba import config
+        most = max(1, config.NUMBA_NUM_THREADS)
+        self.result.threads = min(self.s.threads, most) if self.s.threads else most
         header = read_header(self.frames_fd)
         if not header:
             return  # ffmpeg ended before producing a frame; the session says why
@@ -426,37 +428,22 @@ class _Consumer(threading.Thread):
             self._mon_done = True
 
     def _lane_count(self, cap: int) -> int:
-        """Frames computed at once: one per kernel thread, up to ``cap`` (what
-        the memory budget allows, :func:`_lanes_for_memory`), when the kernels'
-        threading layer may be entered from several threads (OpenMP, TBB; not
-        Numba's workqueue) and no other stream shares the kernels (several
-        outputs take turns under one lock).  ``VQA_LANES`` overrides it (1:
-        one frame at a time, each kernel on all threads)."""
-        import numba
+        """Frames computed at once, each on one thread (a kernel call runs on
+        the thread that makes it): one per kernel thread, up to ``cap`` (what
+        the memory budget allows, :func:`_lanes_for_memory`); several scored
+        streams (outputs) share the threads.  ``VQA_LANES`` overrides it."""
         want = os.environ.get("VQA_LANES", "")
         if want.isdigit() and int(want) >= 1:
             return int(want)
-        if self.kernel_lock is not None or cap < 2:
-            return 1
-        try:
-            layer = numba.threading_layer()
-        except ValueError:  # no parallel kernel has run yet: don't guess
-            return 1
-        return cap if layer in ("omp", "tbb") else 1
+        return max(1, min(cap, self.result.threads // self.streams))
 
     def _lane_init(self, ids) -> None:
-        import numba
         _lane.id = next(ids)
-        numba.set_num_threads(1)
         if self.s.opts.live:
             _lower_priority()
 
     def _work(self, ticket, pair) -> None:
-        if self.kernel_lock is not None:
-            with self.kernel_lock:
-                self.scorer.work(ticket, 0, pair.ref, pair.dis)
-        else:
-            self.scorer.work(ticket, getattr(_lane, "id", 0), pair.ref, pair.dis)
+        self.scorer.work(ticket, getattr(_lane, "id", 0), pair.ref, pair.dis)
 
     def _drain(self) -> None:
         # keep the pipe flowing so that ffmpeg can finish; score nothing more
@@ -502,25 +489,8 @@ def _scoring_failure(e: BaseException) -> str:
     return f"scoring failed: {type(e).__name__}" + (f": {first}" if first else "")
 
 
-def _tune_openmp(shared_cpu: bool) -> None:
-    """How the kernels' idle OpenMP threads wait, set before the first
-    parallel kernel loads libgomp (a user's own OMP_WAIT_POLICY or
-    GOMP_SPINCOUNT wins).  By default they spin for a while after each
-    parallel loop, burning CPU that an encoder running beside vqa needs: an
-    inline libx264 transcode took 15.4 s with spinning threads, 11.9 s with
-    sleeping ones (2 cores, 1080p, vmaf_v0.6.1).  So inline and live runs
-    make them sleep at once; compare, where only ffmpeg's reading competes,
-    lets them spin briefly (no slower than the default, less CPU)."""
-    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
-        return
-    if shared_cpu:
-        os.environ["OMP_WAIT_POLICY"] = "passive"
-    else:
-        os.environ["GOMP_SPINCOUNT"] = "10000"
-
-
 def _lower_priority(niceness: int = 10) -> None:
-    """Make the calling thread (and the kernel threads it starts later) yield
+    """Make the calling thread (and the threads it starts later) yield
     the CPU to ffmpeg: in a live session scoring takes what the encoder
     leaves.  Linux applies setpriority(PRIO_PROCESS, tid) to one thread."""
     try:
@@ -561,7 +531,6 @@ class Session:
         self._consumers: List[_Consumer] = []
         self.proc = None
         self._check_live_options()
-        _tune_openmp(shared_cpu=mode == "transcode" or bool(opts.live))
         from vqa_core.warmup import preload
         #: Numba's registries loading (overlaps with probing and ffmpeg's
         #: start); no kernel may load or compile before it has ended
@@ -813,9 +782,8 @@ class Session:
             for fd in fds_to_pass:
                 os.close(fd)
         self.proc = proc
-        lock = threading.Lock() if len(plans) > 1 else None
         for plan, (fr, _, sr, _) in zip(plans, pipes):
-            c = _Consumer(self, plan, fr, sr, lock)
+            c = _Consumer(self, plan, fr, sr, len(plans))
             if self._monitoring:
                 c.monitor = self._make_monitor(plan, runner)
             consumers.append(c)
