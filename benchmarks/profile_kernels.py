@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where an extractor's time goes: ``perf`` samples with Numba's JIT code named.
 
-    python benchmarks/profile_kernels.py vif [--threads 1] [--seconds 10]
+    python benchmarks/profile_kernels.py vif [--seconds 10]
 
 Runs one extractor in-process on the benchmark pair (as ``kernels.py``),
 compiling its kernels in a fresh Numba cache so that their machine code is
@@ -86,7 +86,6 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("extractor")
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--top", type=int, default=25)
@@ -96,11 +95,9 @@ def main():
         with tempfile.TemporaryDirectory() as d:
             env = dict(os.environ, NUMBA_CACHE_DIR=d, VQA_PROFILE_CHILD="1")
             sys.exit(subprocess.call([sys.executable] + sys.argv, env=env))
-    import numba
     import common as c
     import kernels
     from vqa_core.features.registry import get_extractor
-    numba.set_num_threads(a.threads)
     n = 24
     ref = c.source(a.size, n, "yuv420p")
     dis = c.distorted(ref)
@@ -131,7 +128,7 @@ def main():
     rep = subprocess.run(["perf", "report", "-i", out, "--no-children", "--sort", "symbol",
                           "--stdio"], capture_output=True, text=True).stdout
     os.unlink(out)
-    print(f"{a.extractor}: {per:.2f} ms per {a.size} frame at {a.threads} thread(s) "
+    print(f"{a.extractor}: {per:.2f} ms per {a.size} frame (one thread) "
           f"while sampled; {count} JIT functions mapped ({path})")
     lines = [l for l in rep.splitlines() if "%" in l and not l.startswith("#")]
     for l in lines[:a.top]:
