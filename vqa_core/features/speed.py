@@ -375,6 +375,23 @@ def covariance_matrix(img, th, tw, means, centred, acc, cov):
             cov[b, a] = v
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _copy2(dst, src):
+    """dst[:, :] = src for arrays of one shape.  Written as loops: Numba's
+    array-to-array slice assignment compiles its broadcasting and its shape
+    error (~3 s of a cold start) for every signature."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _zero2(dst):
+    for i in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[i, j] = 0
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _sgn(x):
     return np.float32(1.0) if x >= 0 else np.float32(-1.0)
@@ -520,7 +537,7 @@ def _qr_step(d, sd, o, n):
 def eigenvalues_sym(K, work, d, sd, v, x, out):
     """Eigenvalues of the symmetric float32 matrix K (unsorted), libvmaf's way."""
     n = K.shape[0]
-    work[:, :] = K
+    _copy2(work, K)
     if n == 1:
         out[0] = work[0, 0]
         return
@@ -562,8 +579,8 @@ def solve_qr(K, Y, X, P, R, H, Z, T, vec, rhs):
     built from explicit reflector matrices, R = P K, back-substitution on the
     upper triangle of R.  Returns False when a pivot is below 1e-6."""
     n = K.shape[0]
-    Z[:, :] = K
-    P[:, :] = 0
+    _copy2(Z, K)
+    _zero2(P)
     for i in range(n):
         P[i, i] = 1
     for k in range(n - 1):
@@ -590,9 +607,9 @@ def solve_qr(K, Y, X, P, R, H, Z, T, vec, rhs):
         for i in range(n):
             H[i, i] += np.float32(1.0)
         _matmul(T, H, Z)
-        Z[:, :] = T
+        _copy2(Z, T)
         _matmul(T, H, P)
-        P[:, :] = T
+        _copy2(P, T)
     _matmul(R, P, K)
     _matmul(rhs, P, Y)
     m = Y.shape[1]
@@ -631,7 +648,7 @@ def gsm_params(img, nbv, nbh, sigma_nn, means, centred, cacc, cov, eig, work, d,
         ok = solve_qr(cov, Y, X, P, R, H, Z, T, vec, rhs)
     singular = not ok
     if singular:
-        X[:, :] = 0
+        _zero2(X)
     nbf = np.float32(_NB)
     for j in range(nblk):
         s = (X[0, j] * Y[0, j]) / nbf
@@ -703,7 +720,7 @@ def plane_gsm(plane, w, h, inv_scale, method, sw, sh, aa, lm, fsrc, fdst, x1a, x
     else:
         to_float(plane, w, h, inv_scale, offset, fsrc)
         if sw == w and sh == h:  # libvmaf copies instead of scaling
-            fdst[:, :] = fsrc
+            _copy2(fdst, fsrc)
         elif method == 0:
             scale_nearest(fsrc, w, h, fdst, sw, sh)
         elif method == 1:
