@@ -52,7 +52,7 @@ def test_cold_compile_is_shared_with_a_helper_process(tmp_path):
 def test_split_work_balances_compile_time():
     from vqa_core.warmup import split_work
     a, b = split_work([("motion", {}), ("vif", {}), ("adm", {"x": 1})])
-    assert a == [("vif", {}), ("motion", {})] and b == [("adm", {"x": 1})]
+    assert a == [("adm", {"x": 1})] and b == [("vif", {}), ("motion", {})]
     a, b = split_work([("psnr", {})])
     assert a == [("psnr", {})] and b == []
 

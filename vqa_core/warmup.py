@@ -31,9 +31,10 @@ from .features.registry import get_extractor
 WARM_SIZE = (512, 384)
 
 #: seconds each extractor takes to compile on a cold cache (one core of the
-#: 2-core benchmark machine, either bit depth): what the work is split by
-COMPILE_SECONDS = {"vif": 14, "adm": 14, "ms_ssim": 12, "speed": 11, "cambi": 10,
-                   "ssim": 5, "motion": 2, "psnr": 1}
+#: 2-core benchmark machine, 8-bit 4:2:0, a fresh process each; measured with
+#: serial kernels on a quick morning): what the work is split by
+COMPILE_SECONDS = {"adm": 16, "vif": 15, "speed": 10, "cambi": 5, "ms_ssim": 5,
+                   "ssim": 4, "motion": 1, "psnr": 0.5}
 
 #: how long the warm-up waits for its compiling helper process at most
 HELPER_TIMEOUT = 300.0
