@@ -132,7 +132,8 @@ def main():
         print(f"{spec + ' (Scorer.push, whole frame)':<71} {best_ms(run, n, a.repeat):9.2f}")
         if lanes > 1:
             label = f"{spec} ({lanes} lanes, wall per frame)"
-            print(f"{label:<71} {best_ms(in_lanes(fmt, model, refs, dists, lanes), n, a.repeat):9.2f}")
+            ms = best_ms(in_lanes(fmt, model, refs, dists, lanes), n, a.repeat)
+            print(f"{label:<71} {ms:9.2f}")
 
 
 def split(ext, fmt, refs, dists, repeat):

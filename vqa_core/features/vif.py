@@ -63,12 +63,12 @@ the rounded product.  vqa fuses it too (class attribute ``VIF.fma``; off gives
 libvmaf's C reference).  The two differ only where the product's rounding
 crosses an integer, which random tests did not hit once in 3000 frames.
 
-**Implementation.**  Per scale, one pass over row bands (a few
-per worker, starting at even rows, taken in turn: see ``_par``; a call runs on one thread).  Each pair of padded input rows (2m, 2m + 1)
-enters a per-band ring once, as 16-bit streams (x, y and the products'
-16-bit halves) with the two rows interleaved, so that the vertical sums are
-16-bit multiply-adds of pairs of taps (``pmaddwd`` through an LLVM
-intrinsic; a portable IR fallback elsewhere); output rows 2m and 2m + 1 are
+**Implementation.**  Per scale, one pass over row bands (starting at even
+rows; see ``_par``: a call runs on one thread).  Each pair of padded input
+rows (2m, 2m + 1) enters a per-band ring once, as 16-bit streams (x, y and
+the products' 16-bit halves) with the two rows interleaved, so that the
+vertical sums are 16-bit multiply-adds of pairs of taps (``pmaddwd``
+through an LLVM intrinsic; a portable IR fallback elsewhere); output rows 2m and 2m + 1 are
 both sums over the same pairs (taps ``f0 f1 | f2 f3 | ...`` and ``0 f0 | f1
 f2 | ...``), computed together so that each pair is loaded once for both
 (scales 0 and 1; the vertical pass is bound by memory traffic); the
