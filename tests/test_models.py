@@ -237,6 +237,21 @@ def test_svr_matches_twin(name):
     assert abs(svr.predict(x[0]) - got[0]) < 1e-12
 
 
+def test_svr_sums_terms_in_order():
+    """The decision value adds coef * K term after term, as LIBSVM does
+    (bit for bit; a BLAS dot product sums in another order)."""
+    md = json.loads((DATA_DIR / BUILTIN_MODELS["vmaf_v0.6.1"][0]).read_text())["model_dict"]
+    svr = parse_libsvm(md["model"])
+    x = np.random.default_rng(2).uniform(-0.2, 1.2, (64, svr.dim))
+    k = svr._kernel(x, svr.sv)
+    got = svr.predict(x)
+    for row, g in zip(k, got):
+        total = 0.0
+        for c, v in zip(svr.coef.tolist(), row.tolist()):
+            total += c * v
+        assert g == total - svr.rho
+
+
 def test_sparse_support_vectors():
     text = ("svm_type nu_svr\nkernel_type rbf\ngamma 0.5\nnr_class 2\ntotal_sv 2\nrho 0.25\nSV\n"
             "1.5 1:0.5 3:1\n-2 2:0.25\n")

@@ -62,14 +62,17 @@ class SVRModel:
         out = np.empty(n)
         for a in range(0, n, _CHUNK):  # bounded scratch for long batches
             k = self._kernel(x[a:a + _CHUNK], sv)  # (rows, n_sv)
-            out[a:a + _CHUNK] = k @ self.coef - self.rho
+            # LIBSVM's sum, term after term (np.cumsum is sequential): no
+            # BLAS call, whose threads would then spin on the cores the
+            # kernels use
+            out[a:a + _CHUNK] = np.cumsum(k * self.coef, axis=1)[:, -1] - self.rho
         return out[0] if one else out
 
     def _kernel(self, x: np.ndarray, sv: np.ndarray) -> np.ndarray:
         if self.kernel_type == "rbf":
             diff = x[:, None, :] - sv[None, :, :]
             return np.exp(-self.gamma * np.einsum("nsd,nsd->ns", diff, diff))
-        dot = x @ sv.T
+        dot = np.einsum("nd,sd->ns", x, sv)  # (not BLAS: see predict)
         if self.kernel_type == "linear":
             return dot
         if self.kernel_type == "polynomial":
