@@ -265,10 +265,7 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
         from numba.core import cgutils
         L = STAT_LANES
         i32, i64, dbl = ir.IntType(32), ir.IntType(64), ir.DoubleType()
-        v32, v64, vf = ir.VectorType(i32, L), ir.VectorType(i64, L), ir.VectorType(dbl, L)
-
-        def c64(x):
-            return ir.Constant(v64, [x] * L)
+        v32, vf = ir.VectorType(i32, L), ir.VectorType(dbl, L)
 
         def cf(x):
             return ir.Constant(vf, [x] * L)
@@ -316,9 +313,25 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
                                            ir.Constant(i32, l))
             return builder.add(t, builder.shl(k, c32(11)))
 
-        def msq(a, b):  # ((a * b + 2^31) >> 32) as int32 bits
-            p = builder.mul(builder.zext(a, v64), builder.zext(b, v64))
-            return builder.trunc(builder.lshr(builder.add(p, c64(1 << 31)), c64(32)), v32)
+        H = L // 2
+        vq = ir.VectorType(i64, H)
+        lo32 = ir.Constant(vq, [0xFFFFFFFF] * H)
+        rq = ir.Constant(vq, [1 << 31] * H)
+        sh32 = ir.Constant(vq, [32] * H)
+        # result lane 2l: the high half of (even product + 2^31), lane 2l + 1:
+        # that of (odd product + 2^31), i.e. the odd int32 halves of both
+        hi_mix = ir.Constant(ir.VectorType(i32, L),
+                             [(2 * (l // 2) + 1) + (L if l % 2 else 0) for l in range(L)])
+
+        def halves(a):  # the even and odd uint32 lanes of a, zero-extended in int64 lanes
+            q = builder.bitcast(a, vq)
+            return builder.and_(q, lo32), builder.lshr(q, sh32)
+
+        def msq(a, b):  # ((a * b + 2^31) >> 32) as int32 bits (vpmuludq on even/odd lanes)
+            pe = builder.add(builder.mul(a[0], b[0]), rq)
+            po = builder.add(builder.mul(a[1], b[1]), rq)
+            return builder.shuffle_vector(builder.bitcast(pe, v32), builder.bitcast(po, v32),
+                                          hi_mix)
 
         def row_loop(fused):
             with cgutils.for_range(builder, nvec) as loop:
@@ -329,9 +342,10 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
                 lanes = builder.add(splat(builder.trunc(j, i32), v32),
                                     ir.Constant(v32, list(range(L))))
                 live = builder.icmp_signed("<", lanes, w_s)
-                s1 = builder.sub(xx, msq(m1, m1))
-                s2 = builder.sub(yy, msq(m2, m2))
-                s12 = builder.sub(xy, msq(m1, m2))
+                h1, h2 = halves(m1), halves(m2)
+                s1 = builder.sub(xx, msq(h1, h1))
+                s2 = builder.sub(yy, msq(h2, h2))
+                s12 = builder.sub(xy, msq(h1, h2))
                 s2 = builder.select(builder.icmp_signed("<", s2, c32(0)), c32(0), s2)
                 is_log = builder.icmp_signed(">=", s1, c32(SIGMA_NSQ))
                 s1c = builder.select(is_log, s1, c32(SIGMA_NSQ))
