@@ -6,7 +6,10 @@
     python benchmarks/compare_throughput.py --metrics psnr,ssim   # vs ffmpeg psnr + ssim
 
 Prints each side's best wall time, frames per second and the ratio
-(anchor time / vqa time: above 1 means vqa is faster).  Inputs are y4m so
+(anchor time / vqa time: above 1 means vqa is faster).  With ``--marginal N``
+also an N-frame pair, alternating with the first, and the time each frame
+adds on either side ((t_N - t_n) / (N - n)): the throughput with the fixed
+costs (start-up) taken out.  Inputs are y4m so
 that decoding costs next to nothing on both sides.  Both sides use all cores
 (libvmaf: n_threads = cores).
 """
@@ -26,6 +29,9 @@ def main():
     ap.add_argument("--model", default="vmaf_v0.6.1")
     ap.add_argument("--metrics", default="vmaf", help="vmaf (the model) or psnr,ssim")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--marginal", type=int, metavar="N", default=0,
+                    help="also time an N-frame pair (generated like the first) and print the "
+                         "time each frame adds on either side, fixed start-up costs taken out")
     ap.add_argument("reference", nargs="?")
     ap.add_argument("distorted", nargs="?")
     a = ap.parse_args()
@@ -38,30 +44,56 @@ def main():
     threads = os.cpu_count() or 1
     ff = c.ffmpeg()
     null = ["-f", "null", "-"]
-    vqa = c.vqa_cmd() + ["compare", "-q", "--threads", str(threads)]
-    if a.metrics == "vmaf":
-        vqa += ["--model", a.model]
-        anchor_name = f"libvmaf {a.model}"
-        anchor = [ff, "-hide_banner", "-nostdin", "-i", dis, "-i", ref, "-lavfi",
-                  f"[0:v][1:v]libvmaf=model={c.esc('version=' + a.model)}:n_threads={threads}", *null]
-    else:
-        vqa += ["--metrics", a.metrics]
-        anchor_name = f"ffmpeg {a.metrics}"
-        ms = a.metrics.split(",")
-        k = len(ms)
-        graph = (f"[0:v]split={k}" + "".join(f"[d{i}]" for i in range(k)) + ";"
-                 f"[1:v]split={k}" + "".join(f"[r{i}]" for i in range(k)) + ";"
-                 + ";".join(f"[d{i}][r{i}]{m}" for i, m in enumerate(ms)))
-        anchor = [ff, "-hide_banner", "-nostdin", "-i", dis, "-i", ref, "-lavfi", graph, *null]
-    vqa += [ref, dis]
+
+    def commands(ref, dis):
+        vqa = c.vqa_cmd() + ["compare", "-q", "--threads", str(threads)]
+        if a.metrics == "vmaf":
+            vqa += ["--model", a.model]
+            anchor = [ff, "-hide_banner", "-nostdin", "-i", dis, "-i", ref, "-lavfi",
+                      f"[0:v][1:v]libvmaf=model={c.esc('version=' + a.model)}:n_threads={threads}",
+                      *null]
+        else:
+            vqa += ["--metrics", a.metrics]
+            ms = a.metrics.split(",")
+            k = len(ms)
+            graph = (f"[0:v]split={k}" + "".join(f"[d{i}]" for i in range(k)) + ";"
+                     f"[1:v]split={k}" + "".join(f"[r{i}]" for i in range(k)) + ";"
+                     + ";".join(f"[d{i}][r{i}]{m}" for i, m in enumerate(ms)))
+            anchor = [ff, "-hide_banner", "-nostdin", "-i", dis, "-i", ref, "-lavfi", graph, *null]
+        return vqa + [ref, dis], anchor
+
+    vqa, anchor = commands(ref, dis)
+    kv = f"vqa {a.metrics if a.metrics != 'vmaf' else a.model}"
+    ka = f"libvmaf {a.model}" if a.metrics == "vmaf" else f"ffmpeg {a.metrics}"
     print(f"pair: {ref.name} / {dis.name}, {n} frames, {threads} threads")
+    runs = {kv: lambda: c.timed(vqa), ka: lambda: c.timed(anchor)}
+    if a.marginal:
+        if a.marginal <= n:
+            ap.error(f"--marginal must be more than the pair's {n} frames")
+        ref_m = c.source(a.size, a.marginal, a.pix_fmt)
+        dis_m = c.distorted(ref_m)
+        m = c.frames_of(ref_m)
+        vqa_m, anchor_m = commands(ref_m, dis_m)
+        print(f"and {ref_m.name} / {dis_m.name}, {m} frames")
+        runs.update({f"{kv}, {m} fr": lambda: c.timed(vqa_m),
+                     f"{ka}, {m} fr": lambda: c.timed(anchor_m)})
     c.run(vqa)  # warm the JIT cache
-    times = c.alternate({f"vqa {a.metrics if a.metrics != 'vmaf' else a.model}": lambda: c.timed(vqa),
-                         anchor_name: lambda: c.timed(anchor)}, a.repeat)
-    (kv, tv), (ka, ta) = [(k, c.best(v)) for k, v in times.items()]
+    times = c.alternate(runs, a.repeat)
+    b = {k: c.best(v) for k, v in times.items()}
+    tv, ta = b[kv], b[ka]
     print(f"{kv:<34} {tv:7.2f} s  {n / tv:7.1f} fps")
     print(f"{ka:<34} {ta:7.2f} s  {n / ta:7.1f} fps")
     print(f"ratio (anchor time / vqa time): {ta / tv:.2f}x")
+    if a.marginal:
+        # the time each frame adds, start-up and other fixed costs taken out
+        fv = (b[f"{kv}, {m} fr"] - tv) / (m - n)
+        fa = (b[f"{ka}, {m} fr"] - ta) / (m - n)
+        print(f"{kv + ', ' + str(m) + ' fr':<34} {b[kv + ', ' + str(m) + ' fr']:7.2f} s")
+        print(f"{ka + ', ' + str(m) + ' fr':<34} {b[ka + ', ' + str(m) + ' fr']:7.2f} s")
+        print(f"ratio at {m} frames: {b[ka + ', ' + str(m) + ' fr'] / b[kv + ', ' + str(m) + ' fr']:.2f}x")
+        print(f"per frame beyond the first {n} (marginal): vqa {fv * 1e3:.1f} ms, "
+              f"anchor {fa * 1e3:.1f} ms, ratio {fa / fv:.2f}x; fixed cost (time - frames x "
+              f"marginal): vqa {tv - n * fv:.2f} s, anchor {ta - n * fa:.2f} s")
 
 
 if __name__ == "__main__":
