@@ -5,7 +5,9 @@
 
 Runs ``vqa compare`` on a 3840x2160 10-bit y4m pair and reports vqa's peak
 resident memory (Python process, from /proc; ffmpeg's is reported apart) and
-frames per second, then libvmaf's on the same pair.  Run it with two lengths
+then libvmaf's on the same pair, each from one run watched from /proc; then
+times both, alternating, without the watcher (best of ``--repeat``), for the
+frames per second and the ratio.  Run it with two lengths
 (e.g. --frames 24 and --frames 96) to see that memory does not grow with the
 clip.
 """
@@ -57,6 +59,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="vmaf_v1.0.16_1d5h_2160")
     ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each, alternating")
     a = ap.parse_args()
     ref = c.source("3840x2160", a.frames, "yuv420p10le")
     dis = c.distorted(ref, crf=30)
@@ -65,11 +68,15 @@ def main():
     vqa = c.vqa_cmd() + ["compare", "-q", "--model", a.model, ref, dis]
     c.run(c.vqa_cmd() + ["compare", "-q", "--model", a.model, c.source("3840x2160", 2, "yuv420p10le"),
                          c.source("3840x2160", 2, "yuv420p10le")])  # warm the JIT cache
-    tv, rss, ff_rss = peak_rss(vqa)
     lv = [c.ffmpeg(), "-hide_banner", "-nostdin", "-i", dis, "-i", ref, "-lavfi",
           f"[0:v][1:v]libvmaf=model={c.esc('version=' + a.model)}:n_threads={threads}", "-f", "null", "-"]
-    tl, lrss, _ = peak_rss(lv)
     print(f"pair: {ref.name}, {n} frames")
+    # memory: one run each, watched from /proc; times: without the watcher
+    # (it spawns pgrep every 0.2 s), alternating, best of --repeat
+    _, rss, ff_rss = peak_rss(vqa)
+    _, lrss, _ = peak_rss(lv)
+    times = c.alternate({"vqa": lambda: c.timed(vqa), "libvmaf": lambda: c.timed(lv)}, a.repeat)
+    tv, tl = c.best(times["vqa"]), c.best(times["libvmaf"])
     print(f"vqa      {tv:7.2f} s {n / tv:6.2f} fps  peak RSS {rss:7.0f} MiB (its ffmpeg: {ff_rss:.0f} MiB)")
     print(f"libvmaf  {tl:7.2f} s {n / tl:6.2f} fps  peak RSS {lrss:7.0f} MiB (ffmpeg + libvmaf)")
     print(f"throughput ratio (libvmaf time / vqa time): {tl / tv:.2f}x")
