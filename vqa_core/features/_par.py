@@ -14,24 +14,19 @@ as much again to compile (the parfor passes, and the gufunc it builds around
 the loop, with another copy of every callee): without them a cold start
 compiles ~30% less.
 
-**Bands.**  The kernels still cut a plane into row bands, taken in turn from
-a shared counter by ``nth`` workers (``nth`` is :data:`KERNEL_THREADS`, 1)::
+**Bands.**  The kernels still cut a plane into row bands, done one after
+the other with one set of scratch buffers (arrays with a leading dimension of
+:data:`KERNEL_THREADS`, 1; the kernels use [0])::
 
-    for c in range(nth):
-        while True:
-            b = next_band(counter)
-            if b >= nbands:
-                break
-            ...band b with scratch c...
+    for b in range(nbands):
+        ...band b...
 
-``counter`` is an int64 array of one element set to 0 before the loop.  A
-band's scratch (its rows' ring) is small enough to stay in cache; the results
-are the same whatever the band split (the integer sums are exact, the float
-ones are per row).
+A band's scratch (its rows' ring) is small enough to stay in cache; the
+results are the same whatever the band split (the integer sums are exact,
+the float ones are per row).
 """
 from __future__ import annotations
 
-from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
@@ -40,20 +35,6 @@ KERNEL_THREADS = 1
 
 #: bands per thread in the band kernels
 BANDS_PER_THREAD = 4
-
-
-@intrinsic
-def next_band(typingctx, counter):
-    """Atomically increment ``counter[0]`` (int64 array) and return its old
-    value."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-        return None
-
-    def codegen(context, builder, sig, args):
-        a = context.make_array(sig.args[0])(context, builder, args[0])
-        return builder.atomic_rmw("add", a.data, ir.Constant(ir.IntType(64), 1), "monotonic")
-
-    return types.int64(counter), codegen
 
 
 def band_count(threads: int, rows: int, min_rows: int = 16) -> int:

@@ -88,7 +88,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._par import KERNEL_THREADS, band_count, next_band, noinline
+from ._par import KERNEL_THREADS, band_count, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -396,7 +396,7 @@ def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
 
 
 @njit(cache=True, nogil=True)
-def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nth, nb, counter):
+def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nb):
     """One DWT level of ``src`` into ``out[0..3]`` = bands a, h, v, d.
 
     Output sample i reads input samples 2i-1 .. 2i+2 (``iy``/``ix``: the
@@ -404,23 +404,18 @@ def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nth, nb,
     dtype sets the precision of the vertical pass (int16 at level 0, int32
     after); ``out``'s dtype sets that of the bands.  ``norm`` is subtracted
     from the vertical lo sums; ``wrap_v`` emulates libvmaf's 32-bit vertical
-    accumulator.  The rows are cut into nb bands taken in turn by nth
-    workers (``tmp[c]`` is worker c's; see _par: nth is KERNEL_THREADS, 1; ``counter``: one int64).
+    accumulator.  The rows are cut into nb bands, done in turn with the
+    scratch ``tmp[0]`` (see _par).
     """
     w = src.shape[1]
     hh = iy.shape[1]
     ww = ix.shape[1]
     jend = min((w - 3) // 2 + 1, ww)
-    counter[0] = 0
-    for c in range(nth):
-        lo = tmp[c, 0]
-        hi = tmp[c, 1]
-        while True:
-            bd = next_band(counter)
-            if bd >= nb:
-                break
-            _dwt_rows(src, out, lo, hi, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v,
-                      (bd * hh) // nb, ((bd + 1) * hh) // nb, jend)
+    lo = tmp[0, 0]
+    hi = tmp[0, 1]
+    for bd in range(nb):
+        _dwt_rows(src, out, lo, hi, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v,
+                  (bd * hh) // nb, ((bd + 1) * hh) // nb, jend)
 
 
 @njit(cache=True, nogil=True)
@@ -683,7 +678,7 @@ def measure_level(ref, dis, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
                   rf, add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, round_end,
                   top, bottom, left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
                   d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
-                  dec_scratch, ring_b, ring_f, pool_scratch, out, nth, nb, counter):
+                  dec_scratch, ring_b, ring_f, pool_scratch, out, nb):
     """Decoupling, CSF and contrast masking of one level, and its per-row
     sums over the pooled region rows top..bottom-1, columns left..right-1:
     out[i, 0:3] DLM numerator (h, v, d), out[i, 3:6] AIM numerator,
@@ -696,22 +691,17 @@ def measure_level(ref, dis, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
     Scratch: dec_scratch (chunks, 3, eright - eleft) int32, ring_b (chunks,
     3, 2, 3, w) of the bands' dtype, ring_f (chunks, 3, 4, w) int32,
     pool_scratch (chunks, 2, w) int32 (the sums wrap as libvmaf's).  The
-    pooled rows are cut into nb bands taken in turn by nth workers (scratch
-    [c] is worker c's; see _par: nth is KERNEL_THREADS, 1; ``counter``: one int64)."""
+    pooled rows are cut into nb bands, done in turn with the scratch [0]
+    (see _par)."""
     nround = min(max(round_end - eleft, 0), eright - eleft)
     rows = bottom - top
-    counter[0] = 0
-    for c in range(nth):
-        while True:
-            bd = next_band(counter)
-            if bd >= nb:
-                break
-            _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst,
-                          sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround,
-                          left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
-                          d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
-                          dec_scratch[c], ring_b[c], ring_f[c], pool_scratch[c], out,
-                          top + (bd * rows) // nb, top + ((bd + 1) * rows) // nb)
+    for bd in range(nb):
+        _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst,
+                      sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround,
+                      left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
+                      d_add_sq, d_sh_sq, d_add_cub, d_sh_cub, d_add_in, d_sh_in, do_aim,
+                      dec_scratch[0], ring_b[0], ring_f[0], pool_scratch[0], out,
+                      top + (bd * rows) // nb, top + ((bd + 1) * rows) // nb)
 
 
 @njit(cache=True, nogil=True)
@@ -957,7 +947,6 @@ class ADM(FeatureExtractor):
         self._cos1sq = float(np.float32(math.cos(math.pi / 180.0) * math.cos(math.pi / 180.0)))
         self._nw = float(o["adm_noise_weight"])
         chunks = max(1, KERNEL_THREADS)  # scratch: one per thread
-        self._counter = np.zeros(1, dtype=np.int64)
         self._levels = []
         w, h = fmt.width, fmt.height
         for s in range(4):
@@ -975,24 +964,21 @@ class ADM(FeatureExtractor):
         else:
             args = ((0, 0, 0, 16384, 15, False), (0, 32768, 16, 32768, 16, False),
                     (0, 32768, 16, 16384, 15, False))[lv.scale - 1]
-        nth = max(1, min(KERNEL_THREADS, len(lv.tmp_r)))
-        nb = band_count(nth, lv.h, 8)
-        dwt2(ref, lv.ref, lv.tmp_r, lv.iy, lv.ix, *args, nth, nb, self._counter)
-        dwt2(dis, lv.dis, lv.tmp_d, lv.iy, lv.ix, *args, nth, nb, self._counter)
+        nb = band_count(KERNEL_THREADS, lv.h, 8)
+        dwt2(ref, lv.ref, lv.tmp_r, lv.iy, lv.ix, *args, nb)
+        dwt2(dis, lv.dis, lv.tmp_d, lv.iy, lv.ix, *args, nb)
 
     def _measure(self, lv, do_aim):
         etop, ebottom, eleft, eright = lv.ext
         top, bottom, left, right = lv.reg
         rows = lv.rows
-        nth = max(1, min(KERNEL_THREADS, len(lv.dec_scratch)))
-        nb = band_count(nth, bottom - top, 24)
+        nb = band_count(KERNEL_THREADS, bottom - top, 24)
         measure_level(lv.ref, lv.dis, self._egl, self._egl_i, self._cos1sq,
                       etop, ebottom, eleft, eright, lv.rf, lv.add_dst, lv.sh_dst, *lv.flt,
                       lv.is16, lv.round_end, top, bottom, left, right, lv.sub, lv.add_sq,
                       lv.sh_sq, lv.add_cub, lv.sh_cub, lv.add_in, lv.sh_in, lv.d_sq[0],
                       lv.d_sq[1], lv.d_cub[0], lv.d_cub[1], lv.d_in[0], lv.d_in[1], do_aim,
-                      lv.dec_scratch, lv.ring_b, lv.ring_f, lv.pool_scratch, rows, nth, nb,
-                      self._counter)
+                      lv.dec_scratch, lv.ring_b, lv.ring_f, lv.pool_scratch, rows, nb)
         sums = [int(x) for x in rows[top:bottom].sum(axis=0)]
         pre32 = not lv.is16
         noise = _powf_third(np.float32(lv.area * self._nw))

@@ -61,7 +61,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._par import KERNEL_THREADS, band_count, next_band, noinline
+from ._par import KERNEL_THREADS, band_count, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -81,24 +81,13 @@ _BOOLS = ("motion_force_zero", "motion_five_frame_window", "motion_moving_averag
 # ---------------------------------------------------------------- kernel
 
 @njit(cache=True, nogil=True)
-def motion_sad(prev, cur, bpc, yrows, band_sums, nth, counter):
-    """sum |blur(prev - cur)| over the frame, libvmaf's fixed point.
-
-    ``band_sums`` (nbands,) int64 receives the per-band sums; the bands are
-    taken in turn by nth workers (see _par: nth is KERNEL_THREADS, 1; ``counter``: one int64);
-    ``yrows`` is (nth, w + 4) int64 scratch (one row per worker, with two
-    mirrored columns each side).  Returns the total."""
-    nb = band_sums.shape[0]
-    counter[0] = 0
-    for c in range(nth):
-        while True:
-            b = next_band(counter)
-            if b >= nb:
-                break
-            band_sums[b] = _sad_rows(prev, cur, bpc, yrows[c], b, nb)
+def motion_sad(prev, cur, bpc, yrow, nb):
+    """sum |blur(prev - cur)| over the frame, libvmaf's fixed point, in nb
+    row bands done in turn (see _par); ``yrow`` is (w + 4,) int64 scratch
+    (a row with two mirrored columns each side)."""
     total = np.int64(0)
-    for b in range(nb):  # a loop: ndarray.sum would load numba.np.arraymath (0.3 s)
-        total += band_sums[b]
+    for b in range(nb):
+        total += _sad_rows(prev, cur, bpc, yrow, b, nb)
     return total
 
 
@@ -216,19 +205,15 @@ class Motion(FeatureExtractor):
         # ring of the last reference luma planes: i-1 (and i-2 for the window)
         nkeep = self._min_idx + 1
         self._ring = [np.empty((h, w), dtype=fmt.dtype) for _ in range(nkeep)]
-        nth = max(1, KERNEL_THREADS)
-        self._yrows = np.zeros((nth, w + 4), dtype=np.int64)
-        self._band_sums = np.zeros(band_count(nth, h, 8), dtype=np.int64)
-        self._counter = np.zeros(1, dtype=np.int64)
+        self._yrow = np.zeros(w + 4, dtype=np.int64)
+        self._nb = band_count(KERNEL_THREADS, h, 8)
         self._area = w * h
         self._reset()
 
     # -- scores -----------------------------------------------------------
     def sad_score(self, prev_y: np.ndarray, cur_y: np.ndarray) -> float:
         """libvmaf's per-frame motion score of ``cur_y`` against ``prev_y``."""
-        nth = max(1, min(KERNEL_THREADS, len(self._yrows)))
-        sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrows, self._band_sums, nth,
-                             self._counter))
+        sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrow, self._nb))
         o = self.options
         return min(sad / 256.0 / self._area * o["motion_fps_weight"], o["motion_max_val"])
 

@@ -98,7 +98,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._par import KERNEL_THREADS, band_count, next_band, noinline
+from ._par import KERNEL_THREADS, band_count, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -917,11 +917,11 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
 
 @njit(**_JIT)
 def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
-                   taps, vt, wide, pad, nth, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq32,
-                   out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo, counter):
+                   taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq32,
+                   out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
     """VIF sums of one scale: P, Q are the padded ref and dis planes (n // 2
-    mirrored rows above and below, and one more row below).  Scratch per
-    thread c < nth: ring (c, 8 or 5, n, w16) int32, tmp
+    mirrored rows above and below, and one more row below).  Scratch (c:
+    KERNEL_THREADS, 1; the pass uses [0]): ring (c, 8 or 5, n, w16) int32, tmp
     (c, 2, w16) int32 (w16: w rounded up to 16), vmu (c, 2, w + 2 pad + 16)
     uint32 (n < 9) or vm16 (c, 2, w + 2 pad + 96) int16 (n >= 9), vsq (c, 3,
     w + 2 pad + 16) float64, hmu (c, 4, w + 32) uint32, hsq32 (c, 6, w + 32)
@@ -941,18 +941,12 @@ def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, 
     rows (a band starts at an even row): output rows i (even) and i + 1 are
     both sums over the slots i, i + 2, ..., with the taps vt[0] and vt[1].
 
-    The rows are cut into nb bands (starting at even rows), which the nth
-    workers take in turn (see _par: one worker, KERNEL_THREADS; ``counter``: one int64)."""
-    counter[0] = 0
-    for c in range(nth):
-        while True:
-            bd = next_band(counter)
-            if bd >= nb:
-                break
-            _vif_band(bd, np.int64(c), P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl,
-                      tab, use_fma, taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu,
-                      hsq32, out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow,
-                      sub_eo)
+    The rows are cut into nb bands (starting at even rows), done in turn
+    (see _par)."""
+    for bd in range(nb):
+        _vif_band(bd, np.int64(0), P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl,
+                  tab, use_fma, taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu,
+                  hsq32, out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo)
     if do_sub:
         hfn = taps_n.shape[0] // 2
         _mirror_rows(Pn, hfn, h // 2, w // 2)
@@ -1178,7 +1172,6 @@ class VIF(FeatureExtractor):
         self._bpc = fmt.bitdepth
         chunks = max(1, KERNEL_THREADS)  # one row band per thread
         self._scales = []
-        self._counter = np.zeros(1, dtype=np.int64)
         w, h = fmt.width, fmt.height
         for s in range(4):
             self._scales.append(_Scale(s, w, h, fmt.dtype, chunks))
@@ -1194,10 +1187,8 @@ class VIF(FeatureExtractor):
         else:
             rnd_mu, sh_mu, rnd_sq, sh_sq = 32768, 16, 32768, 16
         o = self.options
-        # a few row bands per thread, taken in turn (each band primes its
-        # ring with n - 1 rows)
-        nth = max(1, min(KERNEL_THREADS, len(sc.ring)))
-        nb = band_count(nth, sc.h)
+        # a few row bands (each band primes its ring with n - 1 rows)
+        nb = band_count(KERNEL_THREADS, sc.h)
         if nx is None:
             tn, vtn, pn, qn, vr, eo = (_NO_TAPS, _NO_VTAPS, sc.P, sc.Q, sc.sub_dummy[0],
                                        sc.sub_dummy)
@@ -1205,9 +1196,9 @@ class VIF(FeatureExtractor):
             tn, vtn, pn, qn, vr, eo = sc.taps_n, sc.vtn, nx.P, nx.Q, sc.sub_vrow, sc.sub_eo
         vif_scale_sums(sc.P, sc.Q, sc.h, sc.w, len(FILTERS[sc.s]), sc.coef, rnd_mu, sh_mu,
                        rnd_sq, sh_sq, float(o["vif_enhn_gain_limit"]), LOG2, bool(self.fma),
-                       sc.taps, sc.vt, sc.wide, sc.pad, nth, nb, sc.ring, sc.tmp, sc.vmu,
+                       sc.taps, sc.vt, sc.wide, sc.pad, nb, sc.ring, sc.tmp, sc.vmu,
                        sc.vm16, sc.vsq, sc.hmu, sc.hsq32, sc.rows, nx is not None, tn,
-                       vtn, rnd_mu, sh_mu, pn, qn, vr, eo, self._counter)
+                       vtn, rnd_mu, sh_mu, pn, qn, vr, eo)
         return tuple(int(v) for v in sc.rows.sum(axis=0))
 
     def integer_sums(self, ref_y, dis_y):
