@@ -88,8 +88,10 @@ def decimate_lpf(even, odd, k, out):
     outer, columns inner), and stored float32."""
     h = even.shape[0]
     sh, sw = out.shape
+    acc = np.empty(sw, np.float64)  # one output row's sums, reused
     for y in range(sh):
-        acc = np.zeros(sw, np.float64)
+        for x in range(sw):
+            acc[x] = 0.0
         for v in range(LPF_LEN):
             r = _mirror(2 * y + v - LPF_LEN // 2, h)
             e = even[r]

@@ -97,8 +97,10 @@ def decimate_box(src, scaler, f, out):
     inv = np.float32(1.0) / scaler
     lo = -(f // 2)
     hi = f - 1 - f // 2
+    col = np.empty(w, np.float64)  # one row of column sums, reused
     for y in range(sh):
-        col = np.zeros(w, np.float64)
+        for c in range(w):
+            col[c] = 0.0
         for v in range(lo, hi + 1):
             row = src[_mirror(y * f + v, h)]
             for c in range(w):
