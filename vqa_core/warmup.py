@@ -47,7 +47,7 @@ def _pair(fmt: FrameFormat):
     rng = np.random.default_rng(1)
     planes_ref, planes_dis = [], []
     for ph, pw in fmt.plane_shapes():
-        stacked = rng.integers(0, 1 << min(fmt.bitdepth, 10), (2 * ph, pw)).astype(fmt.dtype)
+        stacked = rng.integers(0, 1 << min(fmt.bitdepth, 10), (2 * ph, pw), dtype=fmt.dtype)
         stacked <<= max(fmt.bitdepth - 10, 0)
         planes_dis.append(stacked[:ph])
         planes_ref.append(stacked[ph:])
@@ -238,11 +238,25 @@ def _lazy_registries() -> None:
     cache.load_overload = load_overload
 
 
+def _init_runtime() -> None:
+    """Initialise Numba's runtime (NRT): it compiles a small LLVM module, about
+    25 ms, mostly outside the GIL, so in a thread of its own it overlaps with
+    the warm-up importing the feature modules (the first kernel load waits
+    for it on Numba's compiler lock)."""
+    try:
+        from numba.core.registry import cpu_target
+        from numba.core.runtime import rtsys
+        rtsys.initialize(cpu_target.target_context)
+    except Exception:
+        pass
+
+
 def preload() -> threading.Thread:
     """Start importing Numba (about 0.25 s) in a daemon thread, so that it
     overlaps with probing the inputs and starting ffmpeg, and make loading
     cached kernels skip Numba's registries (:func:`_lazy_registries`).  The
-    warm-up then only loads the compiled code.
+    warm-up then only loads the compiled code.  Numba's runtime is then
+    initialised in another thread (:func:`_init_runtime`).
 
     Nothing may compile or load a kernel before this thread has ended
     (``join()`` it): the patch must be in place first."""
@@ -252,6 +266,7 @@ def preload() -> threading.Thread:
             import numba  # noqa: F401
             from numba.core.registry import cpu_target  # noqa: F401
             _lazy_registries()
+            threading.Thread(target=_init_runtime, name="vqa-nrt", daemon=True).start()
         except Exception:  # the warm-up loads the usual way
             pass
 
