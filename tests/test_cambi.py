@@ -336,8 +336,7 @@ def test_kernels_against_twin():
     c[3, 4] = 1e-30
     n = c.size
     srt = np.sort(c.ravel())[::-1].astype(np.float64)
-    scratch = (np.zeros((2, 65536), np.int64), np.zeros((2, 65536)), np.zeros((2, 65536), np.int64),
-               np.zeros(1, np.uint32))
+    scratch = (np.zeros((2, 65536), np.int64), np.zeros((2, 65536)), np.zeros((2, 65536), np.int64))
     for k in (1, 2, 50, 200, n - 1, n):
         for nch in (1, 2):
             assert C.topk_mean(c, k, nch, *scratch) == pytest.approx(srt[:k].sum() / k, rel=1e-12)

@@ -210,11 +210,11 @@ def test_prescalers(src, dst):
     np.testing.assert_array_equal(out, bilinear_twin(img, dst[1], dst[0]))
     S.scale_nearest(img, src[1], src[0], out, dst[1], dst[0])
     np.testing.assert_array_equal(out, nearest_twin(img, dst[1], dst[0]))
-    S.scale_bicubic(img, src[1], src[0], out, dst[1], dst[0])
+    S.scale_bicubic(img, src[1], src[0], out, dst[1], dst[0], np.zeros((2, 9), F32))
     # (float32 sample positions on a random image: differences of some 1e-3)
     np.testing.assert_allclose(out, kernel_resize_twin(img, dst[1], dst[0], cubic_twin, 2),
                                atol=5e-3)
-    S.scale_lanczos4(img, src[1], src[0], out, dst[1], dst[0])
+    S.scale_lanczos4(img, src[1], src[0], out, dst[1], dst[0], np.zeros((2, 9), F32))
     np.testing.assert_allclose(out, kernel_resize_twin(img, dst[1], dst[0], lanczos_twin, 4),
                                atol=5e-3)
 

@@ -54,3 +54,31 @@ def noinline(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+@intrinsic
+def f32_bits(typingctx, x):
+    """The bits of a float32 as a uint32 (a bit cast).  Where ``a.view``
+    would do, this avoids the array view: loading a kernel that makes or
+    views arrays imports numba.np.arrayobj, ~18 ms of every start-up."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(types.uint32))
+
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def bits_f32(typingctx, u):
+    """The float32 whose bits are the low 32 bits of the integer ``u`` (a
+    bit cast)."""
+    if not isinstance(u, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v = context.cast(builder, args[0], sig.args[0], types.uint32)
+        return builder.bitcast(v, context.get_value_type(types.float32))
+
+    return types.float32(u), codegen

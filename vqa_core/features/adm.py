@@ -718,17 +718,28 @@ def _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_d
     shf = dsc[2]
     vs = psc[0]
     thr = psc[1]
-    held = np.full(3, -1, dtype=np.int64)
+    # the row each ring slot holds (-1: none); scalars, not an array: an
+    # array made here would make loading this kernel import numba.np.arrayobj
+    # (~18 ms of every start-up)
+    held0 = -1
+    held1 = -1
+    held2 = -1
     for i in range(i0, i1):
         up = i - 1 if i > 0 else 1
         dn = i + 1 if i < h - 1 else h - 1
         for r in (up, i, dn):
             sl = r % 3
-            if held[sl] != r:
+            held = held0 if sl == 0 else (held1 if sl == 1 else held2)
+            if held != r:
                 _decouple_into(ref, dis, r, eleft, eright, egl, egl_i, cos1sq, rf,
                                add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr,
                                is16, nround, ang, rec, shf, rb_[sl, 0], rb_[sl, 1], rf_[sl])
-                held[sl] = r
+                if sl == 0:
+                    held0 = r
+                elif sl == 1:
+                    held1 = r
+                else:
+                    held2 = r
         su = up % 3
         si = i % 3
         sd = dn % 3

@@ -93,7 +93,7 @@ import os
 import numpy as np
 from numba import njit
 
-from ._par import KERNEL_THREADS
+from ._par import KERNEL_THREADS, bits_f32, f32_bits
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -342,13 +342,13 @@ def mode_filter(src, hm, out):
 
 
 @njit(cache=True, nogil=True)
-def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
+def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo):
     """Mean of the k largest values of cvals (2-D, float32 >= 0), summed in
     double.  A two-pass radix selection on the float bits (non-negative
     floats order as their bit patterns): per-chunk counts and sums of the top
     16 bits, then counts of the low 16 bits inside the bin of the k-th value.
     Scratch: cnt_hi (chunks, 65536) int64, sum_hi (chunks, 65536) float64,
-    cnt_lo (chunks, 65536) int64, one (1,) uint32."""
+    cnt_lo (chunks, 65536) int64."""
     h, w = cvals.shape
     nch = max(1, min(nch, cnt_hi.shape[0], sum_hi.shape[0], cnt_lo.shape[0]))
     for c in range(nch):
@@ -357,10 +357,9 @@ def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
         ch[:] = 0
         sh[:] = 0.0
         for i in range((c * h) // nch, ((c + 1) * h) // nch):
-            bits = cvals[i].view(np.uint32)
             r = cvals[i]
             for j in range(w):
-                b = bits[j] >> 16
+                b = f32_bits(r[j]) >> 16
                 ch[b] += 1
                 sh[b] += np.float64(r[j])
     # the bin holding the k-th largest value
@@ -382,10 +381,11 @@ def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
         cl = cnt_lo[c]
         cl[:] = 0
         for i in range((c * h) // nch, ((c + 1) * h) // nch):
-            bits = cvals[i].view(np.uint32)
+            r = cvals[i]
             for j in range(w):
-                if (bits[j] >> 16) == hb:
-                    cl[bits[j] & 0xFFFF] += 1
+                b = f32_bits(r[j])
+                if (b >> 16) == hb:
+                    cl[b & 0xFFFF] += 1
     lb = 65535
     while need > 0:
         n = np.int64(0)
@@ -393,8 +393,7 @@ def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo, one):
             n += cnt_lo[c, lb]
         if n > 0:
             take = min(n, need)
-            one[0] = (np.uint32(hb) << 16) | np.uint32(lb)
-            total += take * np.float64(one.view(np.float32)[0])
+            total += take * np.float64(bits_f32((np.uint32(hb) << 16) | np.uint32(lb)))
             need -= take
         lb -= 1
     return total / k
@@ -586,7 +585,6 @@ def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow, cnt
     loop over the run's columns is the inner one (vectorisable)."""
     top = hist.shape[0] - 1
     crow[:] = 0.0
-    bits = crow.view(np.uint32)
     for q in range(rn[i]):
         a = np.int64(ra[i, q])
         b = np.int64(rb[i, q])
@@ -614,7 +612,7 @@ def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow, cnt
                         cr[j] = max(cr[j], val)
         for j in range(a, b + 1):
             if crow[j] > 0:
-                bn = np.int64(bits[j] >> 16) - _BIN_BASE
+                bn = np.int64(f32_bits(crow[j]) >> 16) - _BIN_BASE
                 cnt[bn] += 1
                 fsum[bn] += np.int64(np.float64(crow[j]) * _FIX)
 
@@ -702,11 +700,11 @@ def topk_binned(cvals, k, cnt, fsum, nch, cnt_lo):
         cl = cnt_lo[c]
         cl[:] = 0
         for i in range((c * h) // npc, ((c + 1) * h) // npc):
-            bits = cvals[i].view(np.uint32)
+            r = cvals[i]
             for j in range(w):
-                if (bits[j] >> 16) == key:
-                    cl[bits[j] & 0xFFFF] += 1
-    one = np.zeros(1, dtype=np.uint32)
+                b = f32_bits(r[j])
+                if (b >> 16) == key:
+                    cl[b & 0xFFFF] += 1
     lb = 65535
     while need > 0:
         n = np.int64(0)
@@ -714,8 +712,7 @@ def topk_binned(cvals, k, cnt, fsum, nch, cnt_lo):
             n += cnt_lo[c, lb]
         if n > 0:
             take = min(n, need)
-            one[0] = (key << 16) | np.uint32(lb)
-            total += take * np.int64(np.float64(one.view(np.float32)[0]) * _FIX)
+            total += take * np.int64(np.float64(bits_f32((key << 16) | np.uint32(lb))) * _FIX)
             need -= take
         lb -= 1
     return np.float64(total) / _FIX / k

@@ -81,14 +81,15 @@ def split_pad(src, inv, even, odd):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def decimate_lpf(even, odd, k, out):
+def decimate_lpf(even, odd, k, out, acc):
     """9x9 low-pass at every other pixel of the image held in (even, odd).
 
     Products are float32, summed in float64 in libvmaf's order (tap rows
-    outer, columns inner), and stored float32."""
+    outer, columns inner), and stored float32.  ``acc``: float64 scratch of
+    at least the output's width (one output row's sums; passed in, since a
+    kernel that allocates makes its load import numba.np.arrayobj)."""
     h = even.shape[0]
     sh, sw = out.shape
-    acc = np.empty(sw, np.float64)  # one output row's sums, reused
     for y in range(sh):
         for x in range(sw):
             acc[x] = 0.0
@@ -150,6 +151,7 @@ class MsSsimPlan:
         for sw, sh in self.sizes[:-1]:
             ne, no = (sw + 9) // 2, (sw + 8) // 2
             self.split.append((np.empty((sh, ne), np.float32), np.empty((sh, no), np.float32)))
+        self.lpf_acc = np.empty(max(1, self.sizes[0][0]), np.float64)
 
     def scales(self, ref, dis):
         """Per scale (l, c, s) means, float32, as libvmaf computes them."""
@@ -164,9 +166,9 @@ class MsSsimPlan:
                 nr, nd = self.imgs[i]
                 inv = one / scaler
                 split_pad(cur_r, inv, ev, od)
-                decimate_lpf(ev, od, LPF, nr)
+                decimate_lpf(ev, od, LPF, nr, self.lpf_acc)
                 split_pad(cur_d, inv, ev, od)
-                decimate_lpf(ev, od, LPF, nd)
+                decimate_lpf(ev, od, LPF, nd, self.lpf_acc)
                 cur_r, cur_d, scaler = nr, nd, one
         return out
 

@@ -269,11 +269,14 @@ def _cubic(t):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def scale_bicubic(src, sw, sh, dst, dw, dh):
+def scale_bicubic(src, sw, sh, dst, dw, dh, wts):
+    """Bicubic resize (libvmaf's SpEED prescale ``bicubic``); ``wts`` (2, 9)
+    float32 scratch for the tap weights (not allocated here: see
+    _par.f32_bits)."""
     rx = np.float32(sw) / np.float32(dw)
     ry = np.float32(sh) / np.float32(dh)
-    wx = np.empty(4, np.float32)
-    wy = np.empty(4, np.float32)
+    wx = wts[0]
+    wy = wts[1]
     for y in range(dh):
         yy = np.float32((y + 0.5) * np.float64(ry) - 0.5)
         for x in range(dw):
@@ -306,13 +309,14 @@ def _lanczos(x, a):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def scale_lanczos4(src, sw, sh, dst, dw, dh):
+def scale_lanczos4(src, sw, sh, dst, dw, dh, wts):
+    """Lanczos-4 resize; ``wts`` (2, 9) float32 scratch for the tap weights."""
     rx = np.float32(sw) / np.float32(dw)
     ry = np.float32(sh) / np.float32(dh)
     a = 4
     fa = np.float32(4.0)
-    wx = np.empty(9, np.float32)
-    wy = np.empty(9, np.float32)
+    wx = wts[0]
+    wy = wts[1]
     for y in range(dh):
         yy = np.float32((y + 0.5) * np.float64(ry) - 0.5)
         for x in range(dw):
@@ -708,7 +712,7 @@ def speed_score(ent_r, var_r, ent_d, var_d, n, sigma_nn, nn_floor, mode):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def plane_gsm(plane, w, h, inv_scale, method, sw, sh, aa, lm, fsrc, fdst, x1a, x2a, dxa,
+def plane_gsm(plane, w, h, inv_scale, method, sw, sh, aa, lm, fsrc, fdst, x1a, x2a, dxa, wts,
               rows, tmp_row, dec, tmp2, img, nbv, nbh, sigma_nn, means, centred, cacc, cov,
               eig, work, d, sd, v, x, Y, X, P, R, H, Z, T, vec, rhs, ent, var):
     """Steps 1-5 for one plane (the top-left w x h of ``plane``): entropies and
@@ -726,9 +730,9 @@ def plane_gsm(plane, w, h, inv_scale, method, sw, sh, aa, lm, fsrc, fdst, x1a, x
         elif method == 1:
             scale_bilinear(fsrc, w, h, fdst, sw, sh, x1a, x2a, dxa)
         elif method == 2:
-            scale_bicubic(fsrc, w, h, fdst, sw, sh)
+            scale_bicubic(fsrc, w, h, fdst, sw, sh, wts)
         else:
-            scale_lanczos4(fsrc, w, h, fdst, sw, sh)
+            scale_lanczos4(fsrc, w, h, fdst, sw, sh, wts)
         blur_decimate16(fdst, sw, sh, np.float32(1.0), np.float32(0.0), aa, rows, tmp_row, dec)
     remove_local_mean(dec, lm, tmp2, img)
     return gsm_params(img, nbv, nbh, sigma_nn, means, centred, cacc, cov, eig, work, d, sd,
@@ -748,6 +752,7 @@ class _Buffers:
         self.x1a = np.zeros(sw, np.int64)
         self.x2a = np.zeros(sw, np.int64)
         self.dxa = f(sw)
+        self.wts = f(2, 9)
         self.rows = np.zeros(aa_len, np.int64)
         oh, ow = sh >> _NUM_SCALES, sw >> _NUM_SCALES
         nbv, nbh = oh // _B, ow // _B
@@ -766,7 +771,7 @@ class _Buffers:
         self.ent = (f(nblk), f(nblk))
         self.var = (f(nblk), f(nblk))
         self.args = (w, h, None, method, sw, sh, None, None, self.fsrc, self.fdst,
-                     self.x1a, self.x2a, self.dxa, self.rows, self.tmp_row, self.dec,
+                     self.x1a, self.x2a, self.dxa, self.wts, self.rows, self.tmp_row, self.dec,
                      self.tmp2, self.img, nbv, nbh, None, self.means, self.centred,
                      self.cacc, self.cov, self.eig, self.work, self.d, self.sd, self.v,
                      self.x, self.Y, self.X, self.P, self.R, self.H, self.Z, self.T,
@@ -841,7 +846,7 @@ class Speed(FeatureExtractor):
         self._maxv = float(self.options["speed_max_val"])
         self._buf = _Buffers(w, h, sw, sh, method, len(self._aa))
         a = list(self._buf.args)
-        a[2], a[6], a[7], a[20] = self._inv_scale, self._aa, self._lm, self._snn
+        a[2], a[6], a[7], a[21] = self._inv_scale, self._aa, self._lm, self._snn
         self._args = tuple(a)
 
     def _gsm(self, plane, k):

@@ -80,12 +80,15 @@ def _mirror(i, n):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def decimate_box(src, scaler, f, out):
+def decimate_box(src, scaler, f, out, col):
     """Box low-pass (f x f, weights float32(1/f^2)) and decimate by f.
 
     ``src``: integer (or float) plane; samples are taken as float32(v)/scaler
     (``scaler`` a power of two, so this is a multiplication by its inverse).
     ``out``: float32 array of the decimated size (see :func:`decimated_size`).
+    ``col``: float64 scratch of at least ``src``'s width (one row of column
+    sums; passed in, since a kernel that allocates makes its load import
+    numba.np.arrayobj, ~18 ms of every start-up).
     Products are float32 and are summed in float64 as libvmaf does.  Those
     sums are exact (every product is a multiple of a power of two >= 2^-40
     and the total is < 2^9), so the order of summation does not matter and
@@ -97,7 +100,6 @@ def decimate_box(src, scaler, f, out):
     inv = np.float32(1.0) / scaler
     lo = -(f // 2)
     hi = f - 1 - f // 2
-    col = np.empty(w, np.float64)  # one row of column sums, reused
     for y in range(sh):
         for c in range(w):
             col[c] = 0.0
@@ -288,14 +290,15 @@ class PlaneSsim:
             sw, sh = decimated_size(w, h, self.f)
             self.dref = np.empty((sh, sw), np.float32)
             self.ddis = np.empty((sh, sw), np.float32)
+            self.dcol = np.empty(w, np.float64)
             self.plan = SsimPlan(sw, sh)
         else:
             self.plan = SsimPlan(w, h)
 
     def __call__(self, ref, dis) -> float:
         if self.f > 1:
-            decimate_box(ref, self.scaler, self.f, self.dref)
-            decimate_box(dis, self.scaler, self.f, self.ddis)
+            decimate_box(ref, self.scaler, self.f, self.dref, self.dcol)
+            decimate_box(dis, self.scaler, self.f, self.ddis, self.dcol)
             return float(self.plan.run(self.dref, self.ddis, np.float32(1.0))[0])
         return float(self.plan.run(ref, dis, self.scaler)[0])
 
