@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -238,6 +239,81 @@ def _lazy_registries() -> None:
     cache.load_overload = load_overload
 
 
+def elf_defined_symbols(obj: bytes):
+    """The names of the symbols an ELF64 little-endian relocatable object
+    defines (functions, data; not section or file symbols), or None if
+    ``obj`` is not one."""
+    if obj[:4] != b"\x7fELF" or obj[4] != 2 or obj[5] != 1:
+        return None
+    (shoff,) = struct.unpack_from("<Q", obj, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+    if shnum == 0 or shentsize != 64:  # extended section numbering: not handled
+        return None
+    names = set()
+    for i in range(shnum):
+        off = shoff + 64 * i
+        if struct.unpack_from("<I", obj, off + 4)[0] != 2:  # SHT_SYMTAB
+            continue
+        start, size, link = struct.unpack_from("<QQI", obj, off + 24)
+        (strtab,) = struct.unpack_from("<Q", obj, shoff + 64 * link + 24)
+        for name, info, _, shndx, _, _ in struct.iter_unpack("<IBBHQQ", obj[start:start + size]):
+            if shndx == 0 or name == 0 or (info & 0xF) in (3, 4):  # undefined, section, file
+                continue
+            a = strtab + name
+            names.add(obj[a:obj.index(b"\0", a)].decode())
+    return names
+
+
+def _lazy_linking_modules() -> None:
+    """Load cached kernels without parsing their LLVM bitcode.
+
+    Numba caches a kernel as its object code plus the LLVM bitcode of its
+    whole module, which is only needed to link the kernel into code compiled
+    later in the same process; yet every load parses it (with the names it
+    defines read from it): 35-45 ms of a warm start-up for the VMAF
+    kernels (0.7-0.9 MB).  This loads the object code as Numba does, takes
+    the defined names from the object's ELF symbol table (the same set: a
+    test checks it on every kernel) and parses the bitcode only when
+    something links against the kernel.  Left alone if this Numba's code
+    library is not shaped as expected; objects that are not ELF64 load the
+    usual way."""
+    from llvmlite import binding as ll
+    from numba.core import codegen as cg
+    lib = cg.CPUCodeLibrary
+    if getattr(lib._get_module_for_linking, "vqa_lazy", False):
+        return
+    if not all(hasattr(lib, a) for a in ("_unserialize", "_get_module_for_linking",
+                                         "enable_object_caching", "_set_compiled_object",
+                                         "_finalize_final_module")):
+        return
+    unserialize = lib._unserialize.__func__
+    get_module = lib._get_module_for_linking
+
+    def _unserialize(cls, codegen, state):
+        name, kind, data = state
+        names = elf_defined_symbols(data[0]) if kind == "object" else None
+        engine = getattr(codegen, "_engine", None)
+        if names is None or not isinstance(getattr(engine, "_defined_symbols", None), set):
+            return unserialize(cls, codegen, state)
+        self = codegen.create_library(name)
+        self.enable_object_caching()
+        self._set_compiled_object(data[0])
+        self._vqa_bitcode = data[1]
+        self._finalize_final_module()
+        engine._defined_symbols |= names
+        return self
+
+    def _get_module_for_linking(self):
+        bitcode = self.__dict__.pop("_vqa_bitcode", None)
+        if bitcode is not None and self._shared_module is None:
+            self._shared_module = ll.parse_bitcode(bitcode)
+        return get_module(self)
+
+    _get_module_for_linking.vqa_lazy = True
+    lib._unserialize = classmethod(_unserialize)
+    lib._get_module_for_linking = _get_module_for_linking
+
+
 def _init_runtime() -> None:
     """Initialise Numba's runtime (NRT): it compiles a small LLVM module, about
     25 ms, mostly outside the GIL, so in a thread of its own it overlaps with
@@ -254,8 +330,9 @@ def _init_runtime() -> None:
 def preload() -> threading.Thread:
     """Start importing Numba (about 0.25 s) in a daemon thread, so that it
     overlaps with probing the inputs and starting ffmpeg, and make loading
-    cached kernels skip Numba's registries (:func:`_lazy_registries`).  The
-    warm-up then only loads the compiled code.  Numba's runtime is then
+    cached kernels skip Numba's registries (:func:`_lazy_registries`) and
+    their LLVM bitcode (:func:`_lazy_linking_modules`).  The warm-up then
+    only loads the compiled code.  Numba's runtime is then
     initialised in another thread (:func:`_init_runtime`).
 
     Nothing may compile or load a kernel before this thread has ended
@@ -266,6 +343,7 @@ def preload() -> threading.Thread:
             import numba  # noqa: F401
             from numba.core.registry import cpu_target  # noqa: F401
             _lazy_registries()
+            _lazy_linking_modules()
             threading.Thread(target=_init_runtime, name="vqa-nrt", daemon=True).start()
         except Exception:  # the warm-up loads the usual way
             pass
