@@ -105,8 +105,8 @@ from vqa_core.engine import Scorer
 from vqa_core.features.base import FrameFormat
 from vqa_core.models import load_model
 w, h, depth = map(int, sys.argv[1:4])
-metrics = ["psnr", "ssim", "ms_ssim", "cambi"]
-models = [load_model("vmaf_v0.6.1"), load_model("vmaf_v1.0.16_3d0h")]
+metrics = [m for m in sys.argv[4].split(",") if m]
+models = [load_model(m) for m in sys.argv[5].split(",") if m]
 warmup.preload().join()
 warmup.warm_up("420", depth, metrics, models)
 
@@ -138,12 +138,20 @@ def test_warm_up_covers_the_kernels_of_real_frame_sizes():
     """After the warm-up (on its small synthetic pair), scoring real frame
     sizes calls no kernel signature the warm-up did not load: nothing is
     compiled at a real frame on a cold cache (SSIM's box decimation, used
-    from 384 rows, once was)."""
-    for w, h, depth in ((1920, 1080, 8), (320, 240, 8), (1280, 720, 10)):
-        r = subprocess.run([sys.executable, "-c", COVER, str(w), str(h), str(depth)],
-                           capture_output=True, text=True, timeout=600)
+    from 384 rows, once was).  Also for a run of only the extractors that
+    warm on 64x64 (the v0.6.1 model and PSNR)."""
+    from vqa_core.warmup import WARM_SIZE, warm_size
+    assert warm_size(["vif", "adm", "motion", "psnr"]) == (64, 64)
+    assert warm_size(["vif", "cambi"]) == WARM_SIZE
+    every = ("psnr,ssim,ms_ssim,cambi", "vmaf_v0.6.1,vmaf_v1.0.16_3d0h")
+    small = ("psnr", "vmaf_v0.6.1")
+    for w, h, depth, (metrics, models) in ((1920, 1080, 8, every), (320, 240, 8, every),
+                                           (1280, 720, 10, every), (1920, 1080, 8, small),
+                                           (1280, 720, 10, small), (3840, 2160, 10, small)):
+        r = subprocess.run([sys.executable, "-c", COVER, str(w), str(h), str(depth), metrics,
+                            models], capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
-        assert r.stdout.strip() == "[]", (w, h, depth, r.stdout)
+        assert r.stdout.strip() == "[]", (w, h, depth, metrics, models, r.stdout)
 
 
 WARM_ALL = r"""

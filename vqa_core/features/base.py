@@ -81,6 +81,10 @@ class FeatureExtractor:
     temporal: bool = False
     #: options accepted with their defaults; unknown options are an error
     default_options: Dict[str, object] = {}
+    #: the smallest frame (width, height) on which a run calls every kernel
+    #: (and signature) that real frames call: the warm-up's synthetic pair
+    #: (vqa_core.warmup) is the largest of the run's extractors'
+    warm_size: Tuple[int, int] = (512, 384)
 
     def __init__(self, **options):
         unknown = set(options) - set(self.default_options)

@@ -61,6 +61,7 @@ def mse_to_psnr(mse: float, peak: int, cap: float) -> float:
 @register
 class PSNR(FeatureExtractor):
     name = "psnr"
+    warm_size = (64, 64)  # calls the kernels any larger frame calls (tests/test_warmup.py)
     provides = ("psnr_y", "psnr_u", "psnr_v", "psnr_avg")
     default_options = {"psnr_max": None}
 
