@@ -14,6 +14,35 @@ def harmonic_mean(values: np.ndarray) -> float:
     return float(1.0 / np.mean(1.0 / (values + 1.0)) - 1.0)
 
 
+def percentiles(values: np.ndarray, qs) -> np.ndarray:
+    """``np.percentile(values, qs)`` (linear interpolation between the
+    nearest ranks), computed as NumPy 2 does it, to the bit, for a 1-D array
+    of finite float64 values.
+
+    NumPy's own goes through ``np.unique``, whose first call imports
+    numpy.ma (15 ms at the end of every run, for the summary)."""
+    s = np.sort(values)
+    n = s.size
+    virtual = (n - 1) * np.true_divide(np.asarray(qs, dtype=np.float64), 100)
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    above = virtual >= n - 1
+    prev[above] = -1
+    nxt[above] = -1
+    prev[virtual < 0] = 0
+    nxt[virtual < 0] = 0
+    prev = prev.astype(np.intp)
+    nxt = nxt.astype(np.intp)
+    gamma = virtual - prev
+    a = s[prev]
+    b = s[nxt]
+    diff = b - a
+    out = a + diff * gamma
+    hi = gamma >= 0.5
+    out[hi] = (b - diff * (1 - gamma))[hi]
+    return out
+
+
 def pool(values: Iterable[float]) -> Dict[str, float]:
     """mean, harmonic_mean, min, max and the 1st, 5th and 50th percentiles.
 
@@ -30,6 +59,6 @@ def pool(values: Iterable[float]) -> Dict[str, float]:
         "min": float(v.min()),
         "max": float(v.max()),
     }
-    p1, p5, p50 = np.percentile(v, [1, 5, 50])
+    p1, p5, p50 = percentiles(v, [1, 5, 50])
     out.update(p1=float(p1), p5=float(p5), p50=float(p50))
     return out
