@@ -161,8 +161,8 @@ from vqa_core.models import load_model
 warmup.preload().join()
 warmup.warm_up("420", int(sys.argv[1]), ["psnr", "ssim", "ms_ssim", "cambi"],
                [load_model("vmaf_v0.6.1"), load_model("vmaf_v1.0.16_3d0h")])
-print(sorted(m for m in ("numba.np.arraymath", "numba.np.npyimpl", "numba.np.arrayobj")
-             if m in sys.modules))
+print(sorted(m for m in ("numba.np.arraymath", "numba.np.npyimpl", "numba.np.arrayobj",
+                         "numpy.ma") if m in sys.modules))
 """
 
 
@@ -171,7 +171,7 @@ def test_warm_load_of_every_kernel_skips_numba_registries():
     Numba's heavy modules (numba.np.arraymath alone is 0.3 s: a kernel that
     called ndarray.sum() made every warm start-up load it; numba.np.arrayobj
     ~18 ms: any kernel making or viewing an array, np.empty, np.full,
-    a.view)."""
+    a.view; numpy.ma, 15 ms: Numba's typeof of an array asks for np.ma)."""
     for depth in ("8", "10"):
         for _ in range(2):  # the first run may compile (then they are imported)
             r = subprocess.run([sys.executable, "-c", WARM_ALL, depth], capture_output=True,
@@ -248,3 +248,39 @@ def test_elf_symbols_of_a_non_elf_object_fall_back():
     from vqa_core.warmup import elf_defined_symbols
     assert elf_defined_symbols(b"\xcf\xfa\xed\xfe" + bytes(60)) is None  # Mach-O
     assert elf_defined_symbols(b"") is None
+
+
+MASKED = r"""
+import sys
+import numpy as np
+import numba
+from numba.core.typing.typeof import typeof_impl
+numbas = typeof_impl.dispatch(np.ndarray)
+from vqa_core.warmup import preload
+preload().join()
+assert typeof_impl.dispatch(np.ndarray) is not numbas  # the preload's is in place
+a = np.arange(24, dtype=np.uint16).reshape(4, 6)
+ro = a.copy()
+ro.flags.writeable = False
+xs = (a, a[:, ::2], a.T, ro, a.astype(np.float32), np.zeros(3, np.complex128),
+      np.zeros((2, 2, 2), np.int8), a[1])
+ours = [numba.typeof(x) for x in xs]
+print("numpy.ma" in sys.modules)  # Numba's own (next) imports it
+assert ours == [numbas(x, None) for x in xs], ours
+try:
+    numba.typeof(np.ma.masked_array(a))
+except numba.core.errors.NumbaTypeError as e:
+    print("rejected:", e)
+"""
+
+
+def test_plain_array_typeof_is_numbas():
+    """The preload's typeof for plain arrays (no numpy.ma import) types them
+    as Numba's own does (layouts, dtypes, read-only), without importing
+    numpy.ma, and leaves subclasses to Numba: a masked array is refused."""
+    r = subprocess.run([sys.executable, "-c", MASKED], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ma, rejected = r.stdout.splitlines()
+    assert ma == "False"
+    assert rejected.startswith("rejected:") and "MaskedArray" in rejected, rejected

@@ -224,6 +224,36 @@ class _CompileWatch:
         return self._fired
 
 
+def _plain_ndarray_typeof() -> None:
+    """Type plain arrays without importing numpy.ma.
+
+    Numba types an argument array with a check that it is not a
+    ``numpy.ma.MaskedArray``; with NumPy 2 the attribute ``np.ma`` imports
+    numpy.ma, 15 ms of every start-up, at the first call of the first kernel.
+    A plain ``ndarray`` (its exact type) cannot be a masked array, so this
+    registers a typeof for ndarrays that does the check only for subclasses
+    and otherwise does what Numba's does.  Left alone if Numba's typeof is
+    not shaped as expected."""
+    from numba.core.typing import typeof as tf
+    impl = tf.typeof_impl
+    base = impl.dispatch(np.ndarray)
+    if getattr(base, "vqa_plain", False) or getattr(base, "__name__", "") != "_typeof_ndarray":
+        return
+
+    def _typeof_ndarray(val, c):
+        if type(val) is not np.ndarray:
+            return base(val, c)  # subclasses: Numba's own checks
+        try:
+            dtype = tf.numpy_support.from_dtype(val.dtype)
+        except tf.errors.NumbaNotImplementedError:
+            raise tf.errors.NumbaValueError(f"Unsupported array dtype: {val.dtype}")
+        layout = tf.numpy_support.map_layout(val)
+        return tf.types.Array(dtype, val.ndim, layout, readonly=not val.flags.writeable)
+
+    _typeof_ndarray.vqa_plain = True
+    impl.register(np.ndarray)(_typeof_ndarray)
+
+
 def _lazy_registries() -> None:
     """Load cached kernels without loading Numba's registries first.
 
@@ -361,6 +391,7 @@ def preload() -> threading.Thread:
             from numba.core.registry import cpu_target  # noqa: F401
             _lazy_registries()
             _lazy_linking_modules()
+            _plain_ndarray_typeof()
             threading.Thread(target=_init_runtime, name="vqa-nrt", daemon=True).start()
         except Exception:  # the warm-up loads the usual way
             pass
