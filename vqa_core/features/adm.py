@@ -88,7 +88,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._par import KERNEL_THREADS, band_count, noinline
+from ._par import KERNEL, KERNEL_THREADS, band_count, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -281,12 +281,12 @@ def mirror_indices(n: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- kernels
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(**KERNEL, inline="always")
 def _w32(x):
     return np.int64(np.int32(x))
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _vpass(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v, wrap_v):
     """Vertical DWT pass over four input rows into the lo and hi rows."""
     for j in range(lo.shape[0]):
@@ -306,7 +306,7 @@ def _vpass(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v, wrap_v):
         hi[j] = acc2 >> sh_v
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
     """Horizontal pass of row x, decimated by 2: oa lo-filtered, ob hi-filtered.
     Outputs 1..jend-1 read x[2j-1 .. 2j+2] directly; the others through the
@@ -338,12 +338,12 @@ def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
 _mul, _add, _sub, _shr = np.multiply, np.add, np.subtract, np.right_shift
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(**KERNEL, inline="always")
 def _i32(x):
     return np.int32(x)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _vpass32(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v):
     """_vpass with libvmaf's 32-bit (wrapping) accumulator, in int32: the
     sums are the same modulo 2^32."""
@@ -362,7 +362,7 @@ def _vpass32(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v):
         hi[j] = _shr(_add(acc2, k_hi), sh)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
     """_hpass of an int16 row in int32: the sums stay below 2^31
     (54822 * 2^15 + 2^15)."""
@@ -395,7 +395,7 @@ def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
         ob[j] = _shr(_add(b, ad), sh)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nb):
     """One DWT level of ``src`` into ``out[0..3]`` = bands a, h, v, d.
 
@@ -418,7 +418,7 @@ def dwt2(src, out, tmp, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, nb):
                   (bd * hh) // nb, ((bd + 1) * hh) // nb, jend)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _dwt_rows(src, out, lo, hi, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, i0, i1, jend):
     """Rows i0..i1-1 of dwt2."""
     noinline()
@@ -435,7 +435,7 @@ def _dwt_rows(src, out, lo, hi, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, 
             _hpass(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _trunc(v, is16):
     if is16:
         return np.int64(np.int16(v))
@@ -445,7 +445,7 @@ def _trunc(v, is16):
 # Row kernels.  Loops run over 0-based ranges of row slices so that LLVM can
 # vectorise them (an index from range(left, right) defeats it).
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _angle_row(oh, ov, th, tv, cos1sq, ang, is16):
     """1 where the angle between (oh, ov) and (th, tv) is below 1 degree
     (libvmaf's float test on the squared cosine).  With 16-bit coefficients
@@ -473,7 +473,7 @@ def _angle_row(oh, ov, th, tv, cos1sq, ang, is16):
         ang[j] = 1 if (d1 >= 0.0) & (d1 * d1 >= cos1sq * om * tm) else 0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(**KERNEL, error_model="numpy")
 def _recip_row(o, rec, shf, is16):
     """Q30 reciprocal of each reference coefficient, with the extra shift for
     magnitudes of 2^15 and more (rounded to 15 significant bits first):
@@ -499,7 +499,7 @@ def _recip_row(o, rec, shf, is16):
         shf[j] = sh
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _decouple_row(o, t, rec, shf, ang, egl, egl_i, is16, nround, rr, aa):
     """Restored (rr) and additive (aa) parts of the distorted coefficients.
     The gain-limited value is truncated, except in the first ``nround``
@@ -561,7 +561,7 @@ def _decouple_row(o, t, rec, shf, ang, egl, egl_i, is16, nround, rr, aa):
         aa[j] = _trunc(tv - rst, is16)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _csf_row(x, rfv, adv, shv, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, f, g):
     """CSF-weight ``x`` and add its masking contributions to f (|c|/30) and
     g (|c|/15 - |c|/30, the centre correction)."""
@@ -589,13 +589,13 @@ def _csf_row(x, rfv, adv, shv, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, f
         g[j] += ct - fl
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _sum3_row(a, b, c, out):
     for j in range(out.shape[0]):
         out[j] = np.int64(a[j]) + np.int64(b[j]) + np.int64(c[j])
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _cube_sum0(x, thr, rf, sub, add_sq, sh_sq, add_cub, sh_cub):
     """Level 0: sum of rounded max(|x * rf| - (thr << sub), 0)^3."""
     acc = np.int64(0)
@@ -610,7 +610,7 @@ def _cube_sum0(x, thr, rf, sub, add_sq, sh_sq, add_cub, sh_cub):
     return acc
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _cube_sum(x, thr, rf, add_sq, sh_sq, add_cub, sh_cub):
     """Levels 1..3: sum of rounded max(|(x * rf) >> 28| - thr, 0)^3."""
     acc = np.int64(0)
@@ -624,7 +624,7 @@ def _cube_sum(x, thr, rf, add_sq, sh_sq, add_cub, sh_cub):
     return acc
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _den_sum(x, scale0, add_sq, sh_sq, add_cub, sh_cub):
     acc = np.int64(0)
     if scale0:
@@ -640,7 +640,7 @@ def _den_sum(x, scale0, add_sq, sh_sq, add_cub, sh_cub):
     return acc
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _decouple_into(ref, dis, r, left, right, egl, egl_i, cos1sq, rf, add_dst, sh_dst,
                    m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround, ang, rec, shf,
                    rbs, abs_, fs):
@@ -673,7 +673,7 @@ def _decouple_into(ref, dis, r, left, right, egl, egl_i, cos1sq, rf, add_dst, sh
                  m_ctr, a_ctr, s_ctr, is16, f_a, g_a)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def measure_level(ref, dis, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
                   rf, add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, round_end,
                   top, bottom, left, right, sub, add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in,
@@ -704,7 +704,7 @@ def measure_level(ref, dis, egl, egl_i, cos1sq, etop, ebottom, eleft, eright,
                       top + (bd * rows) // nb, top + ((bd + 1) * rows) // nb)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_dst,
                   m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround, left, right, sub,
                   add_sq, sh_sq, add_cub, sh_cub, add_in, sh_in, d_add_sq, d_sh_sq, d_add_cub,
@@ -761,7 +761,7 @@ def _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_d
             out[i, 6 + t] = (s + d_add_in) >> d_sh_in
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _thr_row3(fu, fi, fd, g, left, right, w, vs, thr):
     """Masking threshold of the centre row, columns left..right-1, into
     thr[0..]: 3x3 sum of f (rows fu, fi, fd; columns mirrored: -1 -> 1,
@@ -785,7 +785,7 @@ def _thr_row3(fu, fi, fd, g, left, right, w, vs, thr):
         thr[w - 1 - left] = _w32(vs[w - 2] + vs[w - 1] + vs[w - 1] + np.int64(g[w - 1]))
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _cbrt_norm(acc, div, pre_f32):
     """float32 cube root of a pooled sum: acc / div in float64 (or float32)."""
     if pre_f32:
@@ -795,7 +795,7 @@ def _cbrt_norm(acc, div, pre_f32):
     return np.float32(f ** np.float32(1.0 / 3.0))
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _powf_third(x):
     return np.float32(np.float32(x) ** np.float32(1.0 / 3.0))
 

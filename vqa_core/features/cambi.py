@@ -93,7 +93,7 @@ import os
 import numpy as np
 from numba import njit
 
-from ._par import KERNEL_THREADS, bits_f32, f32_bits
+from ._par import KERNEL, KERNEL_THREADS, bits_f32, f32_bits
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -244,7 +244,7 @@ def nn_indices(n_in: int, n_out: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- kernels
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def anti_dither(a, out):
     """Floor mean of the 2x2 block right/below (2x1 on the last row/column)."""
     h, w = a.shape
@@ -263,7 +263,7 @@ def anti_dither(a, out):
     o[w - 1] = r[w - 1]
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def spatial_mask(img, thr, deriv, colsum, mask):
     """mask = (7x7 zero-padded box count of zero-derivative pixels) > thr.
     ``deriv`` (h, w) uint8 and ``colsum`` (chunks, w + 6) int32 are scratch."""
@@ -302,7 +302,7 @@ def spatial_mask(img, thr, deriv, colsum, mask):
                 s -= cs[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def decimate(src, out):
     """out = src[::2, ::2] (out has the rounded-up half size)."""
     h, w = out.shape
@@ -313,7 +313,7 @@ def decimate(src, out):
             o[j] = s[2 * j]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(**KERNEL, inline="always")
 def _mode3(a, b, c):
     """The repeated one of three values, else their minimum (branch-free)."""
     m = min(min(a, b), c)
@@ -321,7 +321,7 @@ def _mode3(a, b, c):
     return a if (a == b) | (a == c) else r
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def mode_filter(src, hm, out):
     """Separable 3-tap mode filter; ``hm`` is scratch of src's shape.
     Indexed in 2-D: with per-row views (``s = src[i]``) and no parfor around
@@ -341,7 +341,7 @@ def mode_filter(src, hm, out):
             out[i, j] = _mode3(hm[i - 1, j], hm[i, j], hm[i + 1, j])
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def topk_mean(cvals, k, nch, cnt_hi, sum_hi, cnt_lo):
     """Mean of the k largest values of cvals (2-D, float32 >= 0), summed in
     double.  A two-pass radix selection on the float bits (non-negative
@@ -417,7 +417,7 @@ _FIX = 33554432.0
 _mul, _add = np.multiply, np.add
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _pre_row(src, yi, xs, ident, up, add, down, o):
     row = src[yi]
     if ident:
@@ -428,7 +428,7 @@ def _pre_row(src, yi, xs, ident, up, add, down, o):
             o[j] = ((np.int32(row[xs[j]]) << up) + add) >> down
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
     """out[i, j] = ((src[ys[i], xs[j]] << up) + add) >> down (src's own
     rows and columns when ``ident``), then, if ``dither``, anti_dither of
@@ -463,7 +463,7 @@ def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
                     o[w - 1] = a[w - 1]
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def mask_decimated(img, thr, step, deriv, csp, mask):
     """spatial_mask(img)[::step, ::step] (step 1 or 2) into ``mask``; only
     the kept samples' 7x7 counts are computed.  ``deriv`` (h, w) uint8 and
@@ -519,7 +519,7 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
                     m[j] = s > thr
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def find_runs(img, mask, base, size, ra, rb, rv, rn, npx):
     """Runs of equal masked in-band values of each row: columns ra..rb,
     histogram row rv (value - base); rn: runs per row, npx: their pixels."""
@@ -550,7 +550,7 @@ def find_runs(img, mask, base, size, ra, rb, rv, rn, npx):
         npx[i] = p
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _runs_add(hist, r, ra, rb, rv, rn, pad, w, sign):
     """Add (sign 1) or remove (sign -1) the runs of row r: each pixel adds 1
     to its value's histogram over columns j - pad .. j + pad, so a run a..b
@@ -578,7 +578,7 @@ def _runs_add(hist, r, ra, rb, rv, rn, pad, w, sign):
                 hs[k] -= np.uint16(min(min(kk + 1, m), tot - kk))
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow, cnt, fsum):
     """c values of row i (zero outside its runs), binned into cnt/fsum.
     Inside a run the value, so the set of contrast steps, is constant: the
@@ -617,7 +617,7 @@ def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow, cnt
                 fsum[bn] += np.int64(np.float64(crow[j]) * _FIX)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def split_rows(rn, npx, pad, w, bounds):
     """Row chunk boundaries (bounds[0] = 0 .. bounds[-1] = h) that balance
     c_values_binned's work: per row about its c values (npx), the trapezoids
@@ -641,7 +641,7 @@ def split_rows(rn, npx, pad, w, bounds):
     bounds[nch] = h
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def c_values_binned(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv, rn,
                     hists, bounds, cvals, cnt, fsum):
     """c value of every pixel into cvals (h, w), from sliding windowed
@@ -673,7 +673,7 @@ def c_values_binned(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv
     return nch
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def topk_binned(cvals, k, cnt, fsum, nch, cnt_lo):
     """Mean of the k largest c values from c_values_binned's bins (exact
     sums); ``cnt_lo`` (chunks, 65536) int64 scratch for the bin of the k-th."""

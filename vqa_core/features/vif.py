@@ -98,7 +98,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._par import KERNEL_THREADS, band_count, noinline
+from ._par import KERNEL, KERNEL_THREADS, band_count, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -148,7 +148,7 @@ def _prefer512(typingctx):
 
 # ---------------------------------------------------------------- kernels
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT = dict(KERNEL, error_model="numpy")
 
 
 @njit(**_JIT)
