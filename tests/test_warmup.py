@@ -138,16 +138,19 @@ def test_warm_up_covers_the_kernels_of_real_frame_sizes():
     """After the warm-up (on its small synthetic pair), scoring real frame
     sizes calls no kernel signature the warm-up did not load: nothing is
     compiled at a real frame on a cold cache (SSIM's box decimation, used
-    from 384 rows, once was).  Also for a run of only the extractors that
-    warm on 64x64 (the v0.6.1 model and PSNR)."""
+    from 384 rows, once was).  Also for runs warmed on smaller pairs: the
+    v0.6.1 model and PSNR (64x64), the v1 models (320x320)."""
     from vqa_core.warmup import WARM_SIZE, warm_size
     assert warm_size(["vif", "adm", "motion", "psnr"]) == (64, 64)
-    assert warm_size(["vif", "cambi"]) == WARM_SIZE
+    assert warm_size(["vif", "ssim"]) == WARM_SIZE
     every = ("psnr,ssim,ms_ssim,cambi", "vmaf_v0.6.1,vmaf_v1.0.16_3d0h")
     small = ("psnr", "vmaf_v0.6.1")
+    v1 = ("", "vmaf_v1.0.16_3d0h,vmaf_v1.0.16_3d0h_2160")
+    assert warm_size(["adm", "motion", "cambi", "speed"]) == (320, 320)
     for w, h, depth, (metrics, models) in ((1920, 1080, 8, every), (320, 240, 8, every),
                                            (1280, 720, 10, every), (1920, 1080, 8, small),
-                                           (1280, 720, 10, small), (3840, 2160, 10, small)):
+                                           (1280, 720, 10, small), (3840, 2160, 10, small),
+                                           (1920, 1080, 8, v1), (3840, 2160, 10, v1)):
         r = subprocess.run([sys.executable, "-c", COVER, str(w), str(h), str(depth), metrics,
                             models], capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]

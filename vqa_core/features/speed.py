@@ -783,6 +783,7 @@ class Speed(FeatureExtractor):
     """libvmaf's ``speed_chroma`` (SpEED-QA on U and V)."""
 
     name = "speed"
+    warm_size = (320, 320)  # 4:2:0 chroma of 80x80 after a 0.5 prescale; the kernels of any larger frame
     provides = ("speed_chroma_u", "speed_chroma_v", "speed_chroma_uv")
     temporal = False
     default_options = {
