@@ -29,9 +29,9 @@ from .features.registry import get_extractor
 #: 216-pixel encode size, SpEED's 80x80 chroma after a 0.5 prescale) and for
 #: SSIM's automatic downscale of the luma (a factor of 2 from 384 rows: its
 #: box decimation is compiled here, not at a real frame's first 1080p pass;
-#: 4:2:0 chroma stays at factor 1, the other path).  VIF, ADM, motion and
-#: PSNR warm on 64x64: a run of only those (the v0.6.1 models) warms in
-#: 0.05 s instead of 0.075 s.
+#: 4:2:0 chroma stays at factor 1, the other path): SSIM and MS-SSIM use it.
+#: VIF, ADM, motion and PSNR warm on 64x64 (a v0.6.1 run warms in 0.05 s
+#: instead of 0.075 s), CAMBI on 256x256 and SpEED on 320x320 (the v1 models).
 WARM_SIZE = (512, 384)
 
 #: seconds each extractor takes to compile on a cold cache (one core of the
