@@ -5,9 +5,10 @@ frame (``Scorer.push``), in-process: no ffmpeg, no pipe, no start-up.
     python benchmarks/kernels.py [--size 1920x1080] [--pix-fmt yuv420p]
                                  [--frames 24] [--repeat 5] [--lanes N]
     python benchmarks/kernels.py --split cambi   # ms of each of its kernels
+    python benchmarks/kernels.py REF.y4m DIS.y4m # on a pair of your own
 
 The frames of the benchmark pair (the natural clip and its x264 encode, as
-the other scripts use) are loaded into memory first; each extractor then
+the other scripts use; or the y4m pair given) are loaded into memory first; each extractor then
 runs over all of them ``--repeat`` times and the best pass is reported.
 Temporal extractors (motion) see the frames in order, as in a real run.
 A kernel call runs on one thread, so the extractors' figures are one
@@ -82,13 +83,19 @@ def main():
                     "(default: all cores)")
     ap.add_argument("--split", metavar="NAME",
                     help="time each kernel of this extractor instead")
+    ap.add_argument("reference", nargs="?", help="a y4m pair of your own (default: the "
+                    "benchmark clip and its x264 encode)")
+    ap.add_argument("distorted", nargs="?")
     a = ap.parse_args()
     from vqa_core import Scorer
     from vqa_core.features.registry import get_extractor
     from vqa_core.models.vmaf import load_model_spec
     lanes = a.lanes or len(os.sched_getaffinity(0))
-    ref_path = c.source(a.size, a.frames, a.pix_fmt)
-    dis_path = c.distorted(ref_path)
+    if a.reference and a.distorted:
+        ref_path, dis_path = c.Path(a.reference), c.Path(a.distorted)
+    else:
+        ref_path = c.source(a.size, a.frames, a.pix_fmt)
+        dis_path = c.distorted(ref_path)
     refs, fmt = read_frames(ref_path, a.frames)
     dists, _ = read_frames(dis_path, a.frames)
     n = len(refs)

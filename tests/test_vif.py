@@ -183,7 +183,9 @@ def _stat_sums_row(m1, m2, xx, yy, xy, w, egl, use_fma):
 @pytest.mark.parametrize("w", [1, 15, 16, 17, 1920, 3843])
 def test_stat_sums_matches_twin(w):
     """The vectorised statistic on moments over the whole uint32 range (the
-    32-bit differences wrap), plus realistic ones; lanes past w ignored."""
+    32-bit differences wrap), plus realistic ones, with and without flat runs
+    (16-pixel steps below the noise floor take a shortcut); lanes past w
+    ignored."""
     rng = np.random.default_rng(w)
     n = w + 32  # the rows' room past w
     for egl in (100.0, 1.0, 2.5):
@@ -200,7 +202,18 @@ def test_stat_sums_matches_twin(w):
         var = [rng.integers(0, 1 << 19, n) for _ in range(3)]
         realsq = [(m + v.astype(np.uint64)).astype(np.uint32)
                   for m, v in zip((m1sq, m2sq, m12 - np.uint64(1 << 17)), var)]
-        for m1, m2, (a, b, c) in ((mu1, mu2, sq), (real1, real2, realsq)):
+        # flat runs (reference variance below sigma_nsq: whole 16-pixel steps
+        # skip the logs) of lengths that start and end inside and across steps
+        flat = np.zeros(n, bool)
+        pos = 0
+        while pos < n:
+            k = int(rng.integers(1, 40))
+            flat[pos:pos + k] = rng.random() < 0.6
+            pos += k
+        v1 = np.where(flat, rng.integers(0, 1 << 17, n), var[0])
+        flatsq = [(m1sq + v1.astype(np.uint64)).astype(np.uint32)] + realsq[1:]
+        for m1, m2, (a, b, c) in ((mu1, mu2, sq), (real1, real2, realsq),
+                                  (real1, real2, flatsq)):
             want = stat_moments_twin(m1[:w].astype(np.uint64), m2[:w].astype(np.uint64),
                                      a[:w].astype(np.int64), b[:w].astype(np.int64),
                                      c[:w].astype(np.int64), egl)
