@@ -86,7 +86,7 @@ def main():
     ap.add_argument("reference", nargs="?", help="a y4m pair of your own (default: the "
                     "benchmark clip and its x264 encode)")
     ap.add_argument("distorted", nargs="?")
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
     from vqa_core import Scorer
     from vqa_core.features.registry import get_extractor
     from vqa_core.models.vmaf import load_model_spec

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where an extractor's time goes: ``perf`` samples with Numba's JIT code named.
 
-    python benchmarks/profile_kernels.py vif [--seconds 10]
+    python benchmarks/profile_kernels.py vif [--seconds 10] [REF.y4m DIS.y4m]
 
 Runs one extractor in-process on the benchmark pair (as ``kernels.py``),
 compiling its kernels in a fresh Numba cache so that their machine code is
@@ -89,7 +89,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--top", type=int, default=25)
-    a = ap.parse_args()
+    ap.add_argument("reference", nargs="?", help="a y4m pair of your own (default: the "
+                    "benchmark clip and its x264 encode)")
+    ap.add_argument("distorted", nargs="?")
+    a = ap.parse_intermixed_args()
     if not os.environ.get("VQA_PROFILE_CHILD"):
         # compile in a fresh cache: only code compiled here has symbols
         with tempfile.TemporaryDirectory() as d:
@@ -99,8 +102,11 @@ def main():
     import kernels
     from vqa_core.features.registry import get_extractor
     n = 24
-    ref = c.source(a.size, n, "yuv420p")
-    dis = c.distorted(ref)
+    if a.reference and a.distorted:
+        ref, dis = c.Path(a.reference), c.Path(a.distorted)
+    else:
+        ref = c.source(a.size, n, "yuv420p")
+        dis = c.distorted(ref)
     refs, fmt = kernels.read_frames(ref, n)
     dists, _ = kernels.read_frames(dis, n)
     ext = get_extractor(a.extractor)()
