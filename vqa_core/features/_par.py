@@ -24,6 +24,13 @@ the other with one set of scratch buffers (arrays with a leading dimension of
 A band's scratch (its rows' ring) is small enough to stay in cache; the
 results are the same whatever the band split (the integer sums are exact,
 the float ones are per row).
+
+**No arrays made in a kernel.**  Scratch comes from the caller, float bits
+are read with :func:`f32_bits` / :func:`bits_f32` instead of ``a.view``:
+loading a cached kernel that makes or views an array (``np.empty``,
+``np.full``, ``.view``) imports numba.np.arrayobj, ~18 ms of every start-up
+(``tests/test_warmup.py`` checks that no warm load does).  It also lets
+:data:`KERNEL` turn off Numba's reference counting.
 """
 from __future__ import annotations
 
@@ -79,9 +86,8 @@ def noinline(typingctx):
 
 @intrinsic
 def f32_bits(typingctx, x):
-    """The bits of a float32 as a uint32 (a bit cast).  Where ``a.view``
-    would do, this avoids the array view: loading a kernel that makes or
-    views arrays imports numba.np.arrayobj, ~18 ms of every start-up."""
+    """The bits of a float32 as a uint32 (a bit cast; instead of an array
+    ``.view``: see the module's text)."""
     if x != types.float32:
         return None
 

@@ -718,9 +718,8 @@ def _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_d
     shf = dsc[2]
     vs = psc[0]
     thr = psc[1]
-    # the row each ring slot holds (-1: none); scalars, not an array: an
-    # array made here would make loading this kernel import numba.np.arrayobj
-    # (~18 ms of every start-up)
+    # the row each ring slot holds (-1: none); scalars, not an array (no
+    # arrays made in a kernel: see _par)
     held0 = -1
     held1 = -1
     held2 = -1

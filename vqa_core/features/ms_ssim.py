@@ -86,8 +86,8 @@ def decimate_lpf(even, odd, k, out, acc):
 
     Products are float32, summed in float64 in libvmaf's order (tap rows
     outer, columns inner), and stored float32.  ``acc``: float64 scratch of
-    at least the output's width (one output row's sums; passed in, since a
-    kernel that allocates makes its load import numba.np.arrayobj)."""
+    at least the output's width (one output row's sums; see _par on
+    scratch)."""
     h = even.shape[0]
     sh, sw = out.shape
     for y in range(sh):

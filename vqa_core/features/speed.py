@@ -271,8 +271,7 @@ def _cubic(t):
 @njit(cache=True, nogil=True, error_model="numpy")
 def scale_bicubic(src, sw, sh, dst, dw, dh, wts):
     """Bicubic resize (libvmaf's SpEED prescale ``bicubic``); ``wts`` (2, 9)
-    float32 scratch for the tap weights (not allocated here: see
-    _par.f32_bits)."""
+    float32 scratch for the tap weights (see _par on scratch)."""
     rx = np.float32(sw) / np.float32(dw)
     ry = np.float32(sh) / np.float32(dh)
     wx = wts[0]

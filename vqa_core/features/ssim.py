@@ -87,8 +87,7 @@ def decimate_box(src, scaler, f, out, col):
     (``scaler`` a power of two, so this is a multiplication by its inverse).
     ``out``: float32 array of the decimated size (see :func:`decimated_size`).
     ``col``: float64 scratch of at least ``src``'s width (one row of column
-    sums; passed in, since a kernel that allocates makes its load import
-    numba.np.arrayobj, ~18 ms of every start-up).
+    sums; see _par on scratch).
     Products are float32 and are summed in float64 as libvmaf does.  Those
     sums are exact (every product is a multiple of a power of two >= 2^-40
     and the total is < 2^9), so the order of summation does not matter and
