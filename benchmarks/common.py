@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 CACHE = Path(os.environ.get("VQA_BENCH_DIR", "/tmp/vqa-bench"))
 
@@ -86,6 +86,23 @@ def _pix_of(p: Path) -> str:
     m = re.match(r"(420|422|444)(?:p(\d+))?", c)
     base = f"yuv{m.group(1)}p"
     return base + (f"{m.group(2)}le" if m.group(2) else "")
+
+
+def add_pair_args(ap) -> None:
+    """The optional positionals REFERENCE DISTORTED: a y4m pair of one's own
+    (parse with ``parse_intermixed_args`` so that they may follow options)."""
+    ap.add_argument("reference", nargs="?", help="a y4m pair of your own (default: the "
+                    "benchmark clip and its x264 encode)")
+    ap.add_argument("distorted", nargs="?")
+
+
+def pair(a, size: str, frames: int, pix_fmt: str = "yuv420p") -> Tuple[Path, Path]:
+    """(reference, distorted): the pair given (:func:`add_pair_args`), else
+    the benchmark clip of that size, length and format and its x264 encode."""
+    if a.reference and a.distorted:
+        return Path(a.reference), Path(a.distorted)
+    ref = source(size, frames, pix_fmt)
+    return ref, distorted(ref)
 
 
 def frames_of(p: Path) -> int:

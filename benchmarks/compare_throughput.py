@@ -32,14 +32,9 @@ def main():
     ap.add_argument("--marginal", type=int, metavar="N", default=0,
                     help="also time an N-frame pair (generated like the first) and print the "
                          "time each frame adds on either side, fixed start-up costs taken out")
-    ap.add_argument("reference", nargs="?")
-    ap.add_argument("distorted", nargs="?")
-    a = ap.parse_args()
-    if a.reference and a.distorted:
-        ref, dis = c.Path(a.reference), c.Path(a.distorted)
-    else:
-        ref = c.source(a.size, a.frames, a.pix_fmt)
-        dis = c.distorted(ref)
+    c.add_pair_args(ap)
+    a = ap.parse_intermixed_args()
+    ref, dis = c.pair(a, a.size, a.frames, a.pix_fmt)
     n = c.frames_of(ref)
     threads = os.cpu_count() or 1
     ff = c.ffmpeg()

@@ -83,19 +83,13 @@ def main():
                     "(default: all cores)")
     ap.add_argument("--split", metavar="NAME",
                     help="time each kernel of this extractor instead")
-    ap.add_argument("reference", nargs="?", help="a y4m pair of your own (default: the "
-                    "benchmark clip and its x264 encode)")
-    ap.add_argument("distorted", nargs="?")
+    c.add_pair_args(ap)
     a = ap.parse_intermixed_args()
     from vqa_core import Scorer
     from vqa_core.features.registry import get_extractor
     from vqa_core.models.vmaf import load_model_spec
     lanes = a.lanes or len(os.sched_getaffinity(0))
-    if a.reference and a.distorted:
-        ref_path, dis_path = c.Path(a.reference), c.Path(a.distorted)
-    else:
-        ref_path = c.source(a.size, a.frames, a.pix_fmt)
-        dis_path = c.distorted(ref_path)
+    ref_path, dis_path = c.pair(a, a.size, a.frames, a.pix_fmt)
     refs, fmt = read_frames(ref_path, a.frames)
     dists, _ = read_frames(dis_path, a.frames)
     n = len(refs)

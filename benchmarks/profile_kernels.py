@@ -24,6 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+import common as c  # noqa: E402
 
 
 def _symbols():
@@ -89,24 +90,17 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("reference", nargs="?", help="a y4m pair of your own (default: the "
-                    "benchmark clip and its x264 encode)")
-    ap.add_argument("distorted", nargs="?")
+    c.add_pair_args(ap)
     a = ap.parse_intermixed_args()
     if not os.environ.get("VQA_PROFILE_CHILD"):
         # compile in a fresh cache: only code compiled here has symbols
         with tempfile.TemporaryDirectory() as d:
             env = dict(os.environ, NUMBA_CACHE_DIR=d, VQA_PROFILE_CHILD="1")
             sys.exit(subprocess.call([sys.executable] + sys.argv, env=env))
-    import common as c
     import kernels
     from vqa_core.features.registry import get_extractor
     n = 24
-    if a.reference and a.distorted:
-        ref, dis = c.Path(a.reference), c.Path(a.distorted)
-    else:
-        ref = c.source(a.size, n, "yuv420p")
-        dis = c.distorted(ref)
+    ref, dis = c.pair(a, a.size, n)
     refs, fmt = kernels.read_frames(ref, n)
     dists, _ = kernels.read_frames(dis, n)
     ext = get_extractor(a.extractor)()
