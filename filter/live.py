@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from vqa_core.pooling import percentiles
 
 from .errors import UsageError
 
@@ -160,7 +161,7 @@ class Window:
                 out[k] = {"mean": None, "min": None, "p5": None}
             else:
                 out[k] = {"mean": _clean(v.mean()), "min": _clean(v.min()),
-                          "p5": _clean(np.percentile(v, 5))}
+                          "p5": _clean(percentiles(v, [5])[0])}
         return out
 
 
