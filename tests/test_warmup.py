@@ -169,6 +169,16 @@ print(sorted(m for m in ("numba.np.arraymath", "numba.np.npyimpl", "numba.np.arr
 """
 
 
+def _second_run(script, *args) -> str:
+    """stdout of the second of two runs of ``script`` (the first may compile
+    the kernels, which imports what a warm load must not)."""
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
 def test_warm_load_of_every_kernel_skips_numba_registries():
     """Once every kernel is in the cache, loading them all imports none of
     Numba's heavy modules (numba.np.arraymath alone is 0.3 s: a kernel that
@@ -176,11 +186,8 @@ def test_warm_load_of_every_kernel_skips_numba_registries():
     ~18 ms: any kernel making or viewing an array, np.empty, np.full,
     a.view; numpy.ma, 15 ms: Numba's typeof of an array asks for np.ma)."""
     for depth in ("8", "10"):
-        for _ in range(2):  # the first run may compile (then they are imported)
-            r = subprocess.run([sys.executable, "-c", WARM_ALL, depth], capture_output=True,
-                               text=True, timeout=600)
-            assert r.returncode == 0, r.stderr[-3000:]
-        assert r.stdout.strip() == "[]", (depth, r.stdout)
+        out = _second_run(WARM_ALL, depth)
+        assert out.strip() == "[]", (depth, out)
 
 
 SYMBOLS = r"""
@@ -238,13 +245,10 @@ def test_warm_load_takes_symbols_from_the_object_code():
     until code compiled later links against the kernel, and that code then
     works."""
     for depth in ("8", "10"):
-        for _ in range(2):  # the first run may compile
-            r = subprocess.run([sys.executable, "-c", SYMBOLS, depth], capture_output=True,
-                               text=True, timeout=600)
-            assert r.returncode == 0, r.stderr[-3000:]
-        loads, lazy, linked = r.stdout.splitlines()
+        out = _second_run(SYMBOLS, depth)
+        loads, lazy, linked = out.splitlines()
         assert int(loads.split()[0]) >= 25 and loads.split(None, 1)[1] == "[]", loads
-        assert lazy == "True" and linked == "True True", r.stdout
+        assert lazy == "True" and linked == "True True", out
 
 
 def test_elf_symbols_of_a_non_elf_object_fall_back():
