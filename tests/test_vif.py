@@ -176,6 +176,54 @@ def test_log2_table():
 
 
 @numba.njit
+def _log2q_table(x, out):
+    V._log2q_lanes(x, V.LOG2, out, False)
+
+
+@numba.njit
+def _log2q_cubic(x, out):
+    V._log2q_lanes(x, V.LOG2, out, True)
+
+
+def test_log2_cubics_equal_table_everywhere():
+    """The statistic's log2 on AVX-512 (cubics, no table loads) against the
+    table for every one of the 32768 indices, each at several shifts and
+    with arbitrary bits below the top 16 (which the log ignores): its code
+    path is the kernel's own (``_emit_log2q``), so this covers every input
+    it can see."""
+    rng = np.random.default_rng(5)
+    i = np.arange(32768, 65536, dtype=np.int64)
+    for k in (1, 2, 15, 29):
+        x = (i << k) + rng.integers(0, 1 << k, i.size)
+        want = log2q(x)
+        xf = x.astype(np.float64)
+        assert np.array_equal(xf.astype(np.int64), x)
+        got = np.empty(x.size, np.int32)
+        _log2q_table(xf, got)
+        np.testing.assert_array_equal(got, want)
+        if V._SIMD != 512:
+            continue
+        _log2q_cubic(xf, got)
+        bad = np.flatnonzero(got != want)
+        assert bad.size == 0, (k, i[bad[:10]], got[bad[:10]] - want[bad[:10]])
+    if V._SIMD != 512:
+        pytest.skip("no AVX-512 here: the statistic uses the table")
+
+
+def test_log2_cubics_fit():
+    """The cubics reproduce the table with room to spare in exact float32
+    arithmetic; a fit that does not is refused (the kernel then keeps the
+    table)."""
+    coefs, bases = V.log2_cubics()
+    u = np.arange(1024, dtype=np.float32)
+    for j in range(32):
+        z = V.cubic_eval(coefs[:, j], u).astype(np.float64)
+        t = V.LOG2[32768 + 1024 * j + np.arange(1024)] - bases[j]
+        assert ((z - t).min() > 2e-5) and ((t + 1 - z).min() > 2e-5)
+    assert V.log2_cubics(min_margin=0.5) is None
+
+
+@numba.njit
 def _stat_sums_row(m1, m2, xx, yy, xy, w, egl, use_fma):
     return V._stat_sums(m1, m2, xx, yy, xy, w, egl, V.LOG2, use_fma)
 

@@ -77,7 +77,8 @@ multiply-adds of adjacent samples the same way (scales 0 and 1; the small
 scales 2 and 3 use 32-bit and float64 kernels), then the statistic,
 written as LLVM vector code 16 pixels a step (``_stat_sums``: the int64
 values of the reference carried exactly in float64, the log2's shift read
-from the float's exponent).  The
+from the float's exponent; on AVX-512 the log2 table is replaced by 32
+cubics in float32 that reproduce it exactly, see ``log2_cubics``).  The
 decimation into the next scale reads the same ring at the rows it keeps and
 filters only the columns it keeps.  The hot kernels ask LLVM for 512-bit
 vectors (``"prefer-vector-width"="512"``) where the CPU has AVX-512.  All
@@ -92,6 +93,8 @@ its float VIF has).  Frames must be at least 16 pixels in each direction (the
 mirrored borders of scale 3 need 2 samples).
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from llvmlite import ir
@@ -127,6 +130,58 @@ def log2_table() -> np.ndarray:
 
 
 LOG2 = log2_table()
+
+
+def _fma32(a, b, c):
+    """float32 fused multiply-add, in float64 (exact: the product of two
+    float32 has 48 bits, and the sum is rounded once more to float32)."""
+    return np.float32(np.asarray(a, np.float64) * np.asarray(b, np.float64)
+                      + np.asarray(c, np.float64))
+
+
+def cubic_eval(c, u):
+    """The cubic c (c3, c2, c1, c0) at u, as the kernel evaluates it."""
+    return _fma32(_fma32(_fma32(c[0], u, c[1]), u, c[2]), u, c[3])
+
+
+@functools.lru_cache(maxsize=None)
+def log2_cubics(min_margin: float = 2e-5):
+    """The log2 table as 32 cubics, for the AVX-512 statistic (16 lanes
+    without a load per lane): (coefficients (4, 32) float32, c3 first,
+    bases (32,) int32), or None if the fit does not reproduce the table.
+
+    For an index 32768 + m (m < 2^15), interval j = m >> 10, u = m & 1023:
+    ``T = bases[j] + trunc(cubic_j(u))``, the cubic in float32 fused
+    multiply-adds (Horner).  The table's T[i] = round(2048 float32(log2 i))
+    is floor(2048 log2 i + 1/2 + 2^-10) (the float32 log2 is within 2^-21 of
+    log2 i, and rounds the cases within it of a half up); each cubic is a
+    least-squares fit of that on Chebyshev nodes, its constant then moved to
+    the middle of the window that keeps every one of its 1024 values on the
+    right side of the integers.  Checked here for every index (smallest
+    distance to a wrong result ~8e-5, the evaluation's rounding ~1e-5) and
+    by the tests through the kernel's own code.  Computed when the
+    statistic is compiled (the constants are then in the cached code)."""
+    nj, wj = 32, 1024
+    coefs = np.zeros((4, nj), np.float32)
+    bases = np.zeros(nj, np.int32)
+    nodes = (np.cos(np.pi * (np.arange(64) + 0.5) / 64) + 1) / 2 * (wj - 1)
+    u = np.arange(wj, dtype=np.float32)
+    for j in range(nj):
+        f = 2048 * np.log2(32768.0 + j * wj + np.arange(wj)) + 0.5 + 2.0 ** -10
+        bases[j] = int(np.floor(f[0]))
+        want = np.floor(f) - bases[j]
+        fn = 2048 * np.log2(32768.0 + j * wj + nodes) + 0.5 + 2.0 ** -10 - bases[j]
+        c = np.polyfit(nodes, fn, 3).astype(np.float32)
+        for _ in range(3):
+            z = cubic_eval(c, u).astype(np.float64)
+            c[3] = np.float32(c[3] + ((want + 1 - z).min() - (z - want).min()) / 2)
+        z = cubic_eval(c, u).astype(np.float64)
+        if min((z - want).min(), (want + 1 - z).min()) < min_margin:
+            return None
+        if not np.array_equal(np.floor(z) + bases[j], LOG2[32768 + j * wj + np.arange(wj)]):
+            return None
+        coefs[:, j] = c
+    return coefs, bases
 
 OPTION_ALIASES = {"egl": "vif_enhn_gain_limit", "ssclz": "vif_skip_scale0"}
 
@@ -240,6 +295,87 @@ def _h_sq9(x, c, w, o):
 STAT_LANES = 16  # pixels per step of _stat_sums
 
 
+def _emit_log2q(builder, x, tdata, cubic):
+    """libvmaf's log2 (1/2048 units) of the integer-valued doubles x >= 2^16
+    (<STAT_LANES x double>), in int32 lanes, from the high 32 bits of each
+    double (exponent and the top 20 bits of the mantissa): the table at
+    tdata (one load per lane: faster here than vpgatherdd, measured), or
+    with ``cubic`` (AVX-512) the table's cubics of log2_cubics, their
+    coefficients picked by a two-register permute, no load at all."""
+    L = STAT_LANES
+    i32 = ir.IntType(32)
+    v32 = ir.VectorType(i32, L)
+
+    def c32(v):
+        return ir.Constant(v32, [v] * L)
+
+    hi_idx = ir.Constant(v32, [2 * l + 1 for l in range(L)])
+    h = builder.shuffle_vector(builder.bitcast(x, ir.VectorType(i32, 2 * L)),
+                               ir.Constant(ir.VectorType(i32, 2 * L), None), hi_idx)
+    k11 = builder.shl(builder.sub(builder.lshr(h, c32(20)), c32(1023 + 15)), c32(11))
+    m = builder.and_(builder.lshr(h, c32(5)), c32(0x7FFF))
+    if cubic is None:
+        idx = builder.or_(m, c32(0x8000))
+        t = ir.Constant(v32, None)
+        for l in range(L):
+            il = builder.extract_element(idx, ir.Constant(i32, l))
+            t = builder.insert_element(t, builder.load(builder.gep(tdata, [il])),
+                                       ir.Constant(i32, l))
+        return builder.add(t, k11)
+    coefs, bases = cubic
+    vf = ir.VectorType(ir.FloatType(), L)
+
+    def fn(name, ret, *ats):
+        return builder.module.declare_intrinsic(name, fnty=ir.FunctionType(ret, list(ats)))
+
+    perm_f = fn("llvm.x86.avx512.vpermi2var.ps.512", vf, vf, v32, vf)
+    perm_i = fn("llvm.x86.avx512.vpermi2var.d.512", v32, v32, v32, v32)
+    fma = fn("llvm.fma.v%df32" % L, vf, vf, vf, vf)
+    j = builder.lshr(m, c32(10))
+    u = builder.sitofp(builder.and_(m, c32(1023)), vf)
+    cs = [builder.call(perm_f, [ir.Constant(vf, [float(v) for v in row[:L]]), j,
+                                ir.Constant(vf, [float(v) for v in row[L:]])]) for row in coefs]
+    z = cs[0]
+    for c in cs[1:]:
+        z = builder.call(fma, [z, u, c])
+    base = builder.call(perm_i, [ir.Constant(v32, [int(v) for v in bases[:L]]), j,
+                                 ir.Constant(v32, [int(v) for v in bases[L:]])])
+    return builder.add(builder.add(builder.fptosi(z, v32), base), k11)
+
+
+def _log2_cubic():
+    """log2_cubics() where the statistic runs on AVX-512, else None (table)."""
+    return log2_cubics() if _SIMD == 512 else None
+
+
+@intrinsic
+def _log2q_lanes(typingctx, x, tab, out, cubic):
+    """out[j] = libvmaf's log2 of x[j] (float64 integers >= 2^16) as the
+    statistic computes it, STAT_LANES at a time (len(x) a multiple of it);
+    cubic (a literal bool): the AVX-512 cubics where available.  For tests."""
+    if not isinstance(cubic, types.BooleanLiteral):
+        return None
+
+    def codegen(context, builder, sig, args):
+        from numba.core import cgutils
+        L = STAT_LANES
+        xa = context.make_array(sig.args[0])(context, builder, args[0])
+        oa = context.make_array(sig.args[2])(context, builder, args[2])
+        tdata = context.make_array(sig.args[1])(context, builder, args[1]).data
+        n = builder.udiv(builder.extract_value(xa.shape, 0), ir.Constant(ir.IntType(64), L))
+        vd = ir.VectorType(ir.DoubleType(), L)
+        vi = ir.VectorType(ir.IntType(32), L)
+        cub = _log2_cubic() if cubic.literal_value else None
+        with cgutils.for_range(builder, n) as loop:
+            j = builder.mul(loop.index, ir.Constant(ir.IntType(64), L))
+            v = builder.load(builder.bitcast(builder.gep(xa.data, [j]), vd.as_pointer()), align=8)
+            r = _emit_log2q(builder, v, tdata, cub)
+            builder.store(r, builder.bitcast(builder.gep(oa.data, [j]), vi.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return types.void(x, tab, out, cubic), codegen
+
+
 @intrinsic
 def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
     """The VIF statistic of the pixels j < w of a row from its filtered
@@ -294,24 +430,10 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
         accs = [cgutils.alloca_once_value(builder, c32(0)) for _ in range(5)]
         w_s = splat(builder.trunc(w_v, i32), v32)  # rows are below 2^31 pixels
         nvec = builder.udiv(builder.add(w_v, ir.Constant(i64, L - 1)), ir.Constant(i64, L))
-
-        hi_idx = ir.Constant(ir.VectorType(i32, L), [2 * l + 1 for l in range(L)])
+        cubic = _log2_cubic()
 
         def log2q(x):
-            # libvmaf's log2 (1/2048 units) of the integer-valued x >= 2^16,
-            # from the high 32 bits of the double (exponent and the top 20
-            # bits of the mantissa), in int32 lanes
-            h = builder.shuffle_vector(builder.bitcast(x, ir.VectorType(i32, 2 * L)),
-                                       ir.Constant(ir.VectorType(i32, 2 * L), None), hi_idx)
-            k = builder.sub(builder.lshr(h, c32(20)), c32(1023 + 15))
-            idx = builder.or_(builder.and_(builder.lshr(h, c32(5)), c32(0x7FFF)), c32(0x8000))
-            # one load per lane (faster here than AVX2's vpgatherdd, measured)
-            t = ir.Constant(v32, None)
-            for l in range(L):
-                il = builder.extract_element(idx, ir.Constant(i32, l))
-                t = builder.insert_element(t, builder.load(builder.gep(tdata, [il])),
-                                           ir.Constant(i32, l))
-            return builder.add(t, builder.shl(k, c32(11)))
+            return _emit_log2q(builder, x, tdata, cubic)
 
         H = L // 2
         vq = ir.VectorType(i64, H)
