@@ -133,8 +133,10 @@ LOG2 = log2_table()
 
 
 def _fma32(a, b, c):
-    """float32 fused multiply-add, in float64 (exact: the product of two
-    float32 has 48 bits, and the sum is rounded once more to float32)."""
+    """float32 fused multiply-add, in float64: the product of two float32
+    is exact there, the sum is rounded to float64 then to float32 (which can
+    differ from one rounding by an ulp in rare cases: log2_cubics keeps a
+    margin of several ulps, and the tests run the kernel's own code)."""
     return np.float32(np.asarray(a, np.float64) * np.asarray(b, np.float64)
                       + np.asarray(c, np.float64))
 
@@ -182,6 +184,7 @@ def log2_cubics(min_margin: float = 2e-5):
             return None
         coefs[:, j] = c
     return coefs, bases
+
 
 OPTION_ALIASES = {"egl": "vif_enhn_gain_limit", "ssclz": "vif_skip_scale0"}
 
