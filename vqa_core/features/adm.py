@@ -643,13 +643,13 @@ def _den_sum(x, scale0, add_sq, sh_sq, add_cub, sh_cub):
 @njit(**KERNEL)
 def _decouple_into(ref, dis, r, left, right, egl, egl_i, cos1sq, rf, add_dst, sh_dst,
                    m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr, is16, nround, ang, rec, shf,
-                   rbs, abs_, fs):
+                   rbs, abs_, fs, do_aim):
     """Decouple the distorted detail bands of row r into restored ``rbs``
     and additive ``abs_`` (theta 0..2 = h, v, d) and weight both by the CSF,
     on columns left..right-1.  The masking inputs are stored summed over
     orientations in ``fs``: ``f = sum |csf|/30`` and ``g = sum (|csf|/15 -
     |csf|/30)``; fs[0], fs[1] from the additive part (the masker for DLM),
-    fs[2], fs[3] from the restored part (for AIM)."""
+    fs[2], fs[3] from the restored part (for AIM: only with do_aim)."""
     _angle_row(ref[1, r, left:right], ref[2, r, left:right],
                dis[1, r, left:right], dis[2, r, left:right], cos1sq, ang, is16)
     f_n = fs[0, left:right]
@@ -658,8 +658,9 @@ def _decouple_into(ref, dis, r, left, right, egl, egl_i, cos1sq, rf, add_dst, sh
     g_a = fs[3, left:right]
     f_n[:] = 0
     g_n[:] = 0
-    f_a[:] = 0
-    g_a[:] = 0
+    if do_aim:
+        f_a[:] = 0
+        g_a[:] = 0
     for t_ in range(3):
         o = ref[t_ + 1, r, left:right]
         rr = rbs[t_, left:right]
@@ -669,8 +670,9 @@ def _decouple_into(ref, dis, r, left, right, egl, egl_i, cos1sq, rf, add_dst, sh
                       rr, aa)
         _csf_row(aa, rf[t_], add_dst[t_], sh_dst[t_], m_flt, a_flt, s_flt,
                  m_ctr, a_ctr, s_ctr, is16, f_n, g_n)
-        _csf_row(rr, rf[t_], add_dst[t_], sh_dst[t_], m_flt, a_flt, s_flt,
-                 m_ctr, a_ctr, s_ctr, is16, f_a, g_a)
+        if do_aim:
+            _csf_row(rr, rf[t_], add_dst[t_], sh_dst[t_], m_flt, a_flt, s_flt,
+                     m_ctr, a_ctr, s_ctr, is16, f_a, g_a)
 
 
 @njit(**KERNEL)
@@ -732,7 +734,8 @@ def _measure_rows(ref, dis, egl, egl_i, cos1sq, eleft, eright, rf, add_dst, sh_d
             if held != r:
                 _decouple_into(ref, dis, r, eleft, eright, egl, egl_i, cos1sq, rf,
                                add_dst, sh_dst, m_flt, a_flt, s_flt, m_ctr, a_ctr, s_ctr,
-                               is16, nround, ang, rec, shf, rb_[sl, 0], rb_[sl, 1], rf_[sl])
+                               is16, nround, ang, rec, shf, rb_[sl, 0], rb_[sl, 1], rf_[sl],
+                               do_aim)
                 if sl == 0:
                     held0 = r
                 elif sl == 1:
