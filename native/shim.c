@@ -1,8 +1,11 @@
 /* vqa frame shim; see shim.h. */
+#define _GNU_SOURCE /* F_GETPIPE_SZ */
 #include "shim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 struct vqa_ring {
     int fd, nslots, policy, y4m;
     size_t frame_bytes, stride;
+    size_t batch;     /* bytes worth waiting for before a read (0: read at once) */
     uint8_t *mem;     /* nslots * stride, 64-byte aligned */
     uint8_t *scratch; /* drop policy: where skipped frames are read */
     int64_t *slot_index;
@@ -25,9 +29,16 @@ struct vqa_ring {
 };
 
 /* Read exactly n bytes unless the stream ends; polls so that stop is seen.
- * Returns bytes read (< n only at end of stream or stop), or -1 on error. */
+ * Returns bytes read (< n only at end of stream or stop), or -1 on error.
+ * ffmpeg writes a pipe in 32 KiB pieces; reading each as it lands would wake
+ * this thread (and make the writer wake it) ~190 times per 1080p pair.  When
+ * fewer than r->batch bytes wait (and more are due), it sleeps a little
+ * first, at most BATCH_WAITS times per read. */
+#define BATCH_WAIT_NS 250000L
+#define BATCH_WAITS 6
 static ssize_t read_full(vqa_ring *r, uint8_t *buf, size_t n) {
     size_t got = 0;
+    int waits = 0;
     while (got < n) {
         if (r->stop) return (ssize_t)got;
         struct pollfd p = {r->fd, POLLIN, 0};
@@ -37,6 +48,17 @@ static ssize_t read_full(vqa_ring *r, uint8_t *buf, size_t n) {
             return -1;
         }
         if (pr == 0) continue;
+        if (r->batch > 0 && waits < BATCH_WAITS && !(p.revents & (POLLHUP | POLLERR))) {
+            int avail = 0;
+            size_t want = n - got < r->batch ? n - got : r->batch;
+            if (ioctl(r->fd, FIONREAD, &avail) == 0 && avail >= 0 && (size_t)avail < want) {
+                struct timespec ts = {0, BATCH_WAIT_NS};
+                nanosleep(&ts, NULL);
+                waits++;
+                continue;
+            }
+        }
+        waits = 0;
         ssize_t k = read(r->fd, buf + got, n - got);
         if (k < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
@@ -150,6 +172,12 @@ vqa_ring *vqa_ring_open(int fd, size_t frame_bytes, int nslots, int policy, int 
     r->y4m = y4m;
     r->frame_bytes = frame_bytes;
     r->stride = (frame_bytes + 63) & ~(size_t)63;
+#ifdef F_GETPIPE_SZ
+    {   /* half the pipe's buffer, when it holds more than a few writes */
+        int cap = fcntl(fd, F_GETPIPE_SZ);
+        r->batch = cap >= 256 * 1024 ? (size_t)cap / 2 : 0;
+    }
+#endif
     if (posix_memalign((void **)&r->mem, 64, r->stride * (size_t)nslots) != 0) r->mem = NULL;
     if (policy == VQA_DROP && posix_memalign((void **)&r->scratch, 64, r->stride) != 0)
         r->scratch = NULL;

@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -176,6 +177,59 @@ def test_stream_holds_several_pairs(tmp_path):
     assert st.frames_consumed == 6 and st.frames_read == 6  # the last next() released 5
     s.close()
     t.join()
+    os.close(r)
+
+
+def test_stream_reads_a_trickle_into_whole_frames():
+    """ffmpeg writes a pipe 32 KiB at a time; the reader waits for a batch
+    before reading (a 1 MiB pipe), and still gets every byte in order,
+    across writer pauses longer than its waits, up to the end of the
+    stream; closing it while it waits returns."""
+    import fcntl
+    from vqa_filter.stream import PairStream
+    w, h, n = 640, 360, 3
+    size = w * 2 * h * 3 // 2
+    r, wfd = os.pipe()
+    try:
+        fcntl.fcntl(wfd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except OSError:
+        pytest.skip("cannot grow a pipe here")
+    frames = [((np.arange(size) * 7 + k) % 251).astype(np.uint8).tobytes() for k in range(n)]
+
+    def writer():
+        with os.fdopen(wfd, "wb", buffering=0) as f:
+            f.write(f"YUV4MPEG2 W{w} H{2 * h} F25:1 Ip A1:1 C420jpeg\n".encode())
+            for k, fr in enumerate(frames):
+                f.write(b"FRAME\n")
+                for i, a in enumerate(range(0, size, 32768)):
+                    f.write(fr[a:a + 32768])
+                    if i % 5 == 4:
+                        time.sleep(0.001 if i % 3 else 0.02)
+    t = threading.Thread(target=writer)
+    t.start()
+    s = PairStream(r, (w, h), nslots=2)
+    got = []
+    for k in range(n):
+        p = s.next(5000)
+        # the stacked frame's planes: the distorted rows, then the reference's
+        got.append(b"".join(np.ascontiguousarray(d).tobytes() + np.ascontiguousarray(f).tobytes()
+                            for d, f in zip(p.dis, p.ref)))
+    assert got == frames
+    with pytest.raises(StopIteration):
+        s.next(5000)
+    s.close()
+    t.join()
+    os.close(r)
+    # a reader waiting for a batch that never comes is closed promptly
+    r, wfd = os.pipe()
+    fcntl.fcntl(wfd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    os.write(wfd, f"YUV4MPEG2 W{w} H{2 * h} F25:1 Ip A1:1 C420jpeg\nFRAME\n".encode() + b"x" * 1000)
+    s = PairStream(r, (w, h), nslots=2)
+    assert s.acquire(100) is None
+    t0 = time.monotonic()
+    s.close()
+    assert time.monotonic() - t0 < 5
+    os.close(wfd)
     os.close(r)
 
 
