@@ -216,6 +216,9 @@ def _options(ns) -> "Options":
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    if argv is None:  # the command itself: a process of its own
+        import vqa_core.warmup
+        vqa_core.warmup.SKIP_OPTIONAL_IMPORTS = True
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _main(argv)

@@ -309,3 +309,48 @@ def test_vif_adm_cambi_kernels_are_compiled_without_reference_counting():
         assert len(kernels) >= 10, mod
         for k in kernels:
             assert k.targetoptions.get("_nrt") is False, (mod.__name__, k.py_func.__name__)
+
+
+OPTIONAL = """
+import os, sys
+import vqa_core.warmup as w
+w.SKIP_OPTIONAL_IMPORTS = sys.argv[1] == "skip"
+w.preload().join()
+import numba  # the preload imported it
+print(sorted(m for m in ("scipy", "yaml") if m in sys.modules))
+import scipy, yaml  # importable afterwards all the same
+print(scipy.__version__)
+"""
+
+
+def test_command_imports_numba_without_scipy_and_yaml(tmp_path):
+    """The command's preload imports Numba as if SciPy and PyYAML were not
+    installed (Numba only checks SciPy's version and reads an optional YAML
+    file: ~20 ms of imports); they stay importable.  Stand-in packages that
+    record their import make the test independent of what is installed."""
+    mark = tmp_path / "imported.txt"
+    for name, body in (("scipy", "__version__ = '1.11.0'\n"), ("yaml", "")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(
+            f"import os\nopen(os.environ['VQA_TEST_MARK'], 'a').write('{name}\\n')\n" + body)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+        VQA_TEST_MARK=str(mark))
+    out = {}
+    for mode in ("skip", "plain"):
+        mark.write_text("")
+        r = subprocess.run([sys.executable, "-c", OPTIONAL, mode], capture_output=True,
+                           text=True, env=env, timeout=300, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+        out[mode] = (r.stdout.split("\n")[:2], sorted(mark.read_text().split()))
+    # plain: Numba imports both during its import; skip: neither until asked for
+    assert out["plain"] == (["['scipy', 'yaml']", "1.11.0"], ["scipy", "yaml"])
+    assert out["skip"] == (["[]", "1.11.0"], ["scipy", "yaml"])
+    # the command sets it; the library (vqa_core used from a program) does not
+    r = subprocess.run([sys.executable, "-c",
+                        "import sys; sys.argv = ['vqa', '--version']\n"
+                        "import vqa_core.warmup as w; a = w.SKIP_OPTIONAL_IMPORTS\n"
+                        "from vqa_filter import cli; cli.main()\n"
+                        "print(a, w.SKIP_OPTIONAL_IMPORTS)"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split("\n")[-2] == "False True", r.stdout + r.stderr

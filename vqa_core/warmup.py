@@ -374,6 +374,36 @@ def _init_runtime() -> None:
         pass
 
 
+#: set by the command line (a process of its own): the preload's import of
+#: Numba goes without the optional packages Numba only glances at
+SKIP_OPTIONAL_IMPORTS = False
+
+# Numba's import checks SciPy's version if SciPy is installed (it then
+# imports it, ~8 ms) and imports PyYAML if installed, to read an optional
+# .numba_config.yaml (~10 ms); vqa uses neither.
+_OPTIONAL = ("scipy", "yaml")
+
+
+def _import_numba() -> None:
+    """Import Numba; with SKIP_OPTIONAL_IMPORTS, as if SciPy and PyYAML were
+    not installed (unless they are imported already, or a .numba_config.yaml
+    here needs PyYAML).  Only for a process that imports nothing else
+    meanwhile: another thread importing them would fail."""
+    if "numba" in sys.modules or not SKIP_OPTIONAL_IMPORTS:
+        import numba  # noqa: F401
+        return
+    hidden = [m for m in _OPTIONAL if m not in sys.modules
+              and not (m == "yaml" and os.path.exists(".numba_config.yaml"))]
+    for m in hidden:
+        sys.modules[m] = None  # "import m" raises ImportError
+    try:
+        import numba  # noqa: F401
+    finally:
+        for m in hidden:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+
+
 def preload() -> threading.Thread:
     """Start importing Numba (about 0.25 s) in a daemon thread, so that it
     overlaps with probing the inputs and starting ffmpeg, and make loading
@@ -387,7 +417,7 @@ def preload() -> threading.Thread:
 
     def run():
         try:
-            import numba  # noqa: F401
+            _import_numba()
             from numba.core.registry import cpu_target  # noqa: F401
             _lazy_registries()
             _lazy_linking_modules()
