@@ -691,6 +691,37 @@ def _madd_step2(typingctx, rows, ce, co, ce2, co2, j, out, out2, rnd, sh):
     return types.void(rows, ce, co, ce2, co2, j, out, out2, rnd, sh), codegen
 
 
+@intrinsic
+def _madd_step2_split(typingctx, rows, ce, co, ce2, co2, j, oh, ol, oh2, ol2):
+    """_madd_step2 of a square stream (uint32 sums v, not shifted) stored
+    as the int16 halves the horizontal pass takes: oh = (v >> 16) - 32768,
+    ol = (v & 0xFFFF) - 32768 (oh2, ol2 for the taps (ce2, co2)); the same
+    as _madd_step2 into uint32 rows then _sq_split, without the rows."""
+    if not isinstance(rows, types.UniTuple):
+        return None
+
+    def codegen(context, builder, sig, args):
+        rows_v, ce_v, co_v, ce2_v, co2_v, j_v, oh_v, ol_v, oh2_v, ol2_v = args
+        i16 = ir.IntType(16)
+        vi = ir.VectorType(ir.IntType(32), LANES)
+        vh = ir.VectorType(i16, LANES)
+        flip = ir.Constant(vh, [-32768] * LANES)
+        accs = _madd_sums(context, builder, sig.args[0], rows_v, j_v,
+                          [(ce_v, co_v), (ce2_v, co2_v)])
+        for acc, (th, vhi), (tl, vlo) in zip(accs, ((sig.args[6], oh_v), (sig.args[8], oh2_v)),
+                                              ((sig.args[7], ol_v), (sig.args[9], ol2_v))):
+            hi = builder.xor(builder.trunc(builder.lshr(acc, ir.Constant(vi, [16] * LANES)), vh),
+                             flip)
+            lo = builder.xor(builder.trunc(acc, vh), flip)
+            for ty, val, v in ((th, vhi, hi), (tl, vlo, lo)):
+                o = context.make_array(ty)(context, builder, val)
+                builder.store(v, builder.bitcast(builder.gep(o.data, [j_v]), vh.as_pointer()),
+                              align=2)
+        return context.get_dummy_value()
+
+    return types.void(rows, ce, co, ce2, co2, j, oh, ol, oh2, ol2), codegen
+
+
 def _hsums(context, builder, arrty, row_v, b_v, ce_v, co_v, m):
     """The even and odd outputs' 16-lane sums of _hmadd_step for one row."""
     i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
@@ -873,6 +904,21 @@ def _vm17_2(ring, s, t, c, d, w, o, o2, rnd, sh):
 
 
 @njit(**_JIT)
+def _vm17_2s(ring, s, t, c, d, w, oh, ol, oh2, ol2):
+    """_vm17_2 of a square stream into its int16 halves (_madd_step2_split)."""
+    n = ring.shape[1]
+    rw = ring[s]
+    rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n],
+            rw[(t + 10) % n], rw[(t + 12) % n], rw[(t + 14) % n], rw[(t + 16) % n])
+    ce = (c[0], c[2], c[4], c[6], c[8], c[10], c[12], c[14], c[16])
+    co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], c[17])
+    de = (d[0], d[2], d[4], d[6], d[8], d[10], d[12], d[14], d[16])
+    do = (d[1], d[3], d[5], d[7], d[9], d[11], d[13], d[15], d[17])
+    for j in range(0, w, LANES):
+        _madd_step2_split(rows, ce, co, de, do, j, oh, ol, oh2, ol2)
+
+
+@njit(**_JIT)
 def _vm9_2(ring, s, t, c, d, w, o, o2, rnd, sh):
     n = ring.shape[1]
     rw = ring[s]
@@ -1004,6 +1050,17 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
                     _mirror_cols(vh[4 * par + q], pad, w, hf)
                     _h_mu_madd(vh[4 * par + q], taps, w, hm[2 * par + q])
             for q in range(3):
+                if n == 17 and not wide:
+                    # 8-bit scale 0: the sums go straight into their halves
+                    # (vm16 rows 2, 3 for row i, 6, 7 for row i + 1)
+                    _vm17_2s(rg, 2 + q, t, vt[0], vt[1], w, vh[2][pad:], vh[3][pad:],
+                             vh[6][pad:], vh[7][pad:])
+                    for par in range(2):
+                        _mirror_cols(vh[2 + 4 * par], pad, w, hf)
+                        _mirror_cols(vh[3 + 4 * par], pad, w, hf)
+                        _h_mu_madd((vh[2 + 4 * par], vh[3 + 4 * par]), taps, w,
+                                   hq[3 * par + q])
+                    continue
                 _vr2(n, rg, 2 + q, t, vt[0], vt[1], w, tl, tl2, 0, 0)
                 if wide:
                     _vr2(n, rg, 5 + q, t, vt[0], vt[1], w, th, th2, 0, 0)
@@ -1057,7 +1114,7 @@ def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, 
     mirrored rows above and below, and one more row below).  Scratch (c:
     KERNEL_THREADS, 1; the pass uses [0]): ring (c, 8 or 5, n, w16) int32, tmp
     (c, 2, w16) int32 (w16: w rounded up to 16), vmu (c, 2, w + 2 pad + 16)
-    uint32 (n < 9) or vm16 (c, 2, w + 2 pad + 96) int16 (n >= 9), vsq (c, 3,
+    uint32 (n < 9) or vm16 (c, 8, w + 2 pad + 96) int16 (n >= 9), vsq (c, 3,
     w + 2 pad + 16) float64, hmu (c, 4, w + 32) uint32, hsq32 (c, 6, w + 32)
     uint32.  ``coef``: the taps for the horizontal kernels of scales 2 and 3
     (see _h_mu9), ``taps`` all of them (int64), ``wide``
@@ -1242,7 +1299,7 @@ class _Scale:
         self.vsq = np.zeros((nch, 3, w + 2 * pad + LANES), dtype=np.float64)
         # int16 rows of the vertical mu1, mu2 and of a square's high and low
         # halves, with room for the pmaddwd kernels' reads
-        self.vm16 = np.zeros((nch, 6, w + 2 * pad + 6 * LANES), dtype=np.int16)
+        self.vm16 = np.zeros((nch, 8, w + 2 * pad + 6 * LANES), dtype=np.int16)
         # horizontal mu1, mu2 of rows i and i + 1
         self.hmu = np.zeros((nch, 4, w + 2 * LANES), dtype=np.uint32)
         self.hsq32 = np.zeros((nch, 6, w + 2 * LANES), dtype=np.uint32)
