@@ -888,9 +888,11 @@ def _vm3(ring, s, t, c, w, o, rnd, sh):
         o[j] = ((v & 0xFFFFFFFF) + rnd) >> sh
 
 
-@njit(**_JIT)
-def _vm17_2(ring, s, t, c, d, w, o, o2, rnd, sh):
-    """As _vm9 for 18 taps, two outputs: o with the taps c, o2 with d."""
+@njit(inline="always", **_JIT)
+def _window17(ring, s, t, c, d):
+    """The nine slots of stream s from slot t on (the 17-tap window, 18
+    taps in pairs) and the taps c and d split into their even and odd
+    halves: the arguments of _madd_step2 and _madd_step2_split."""
     n = ring.shape[1]
     rw = ring[s]
     rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n],
@@ -899,6 +901,13 @@ def _vm17_2(ring, s, t, c, d, w, o, o2, rnd, sh):
     co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], c[17])
     de = (d[0], d[2], d[4], d[6], d[8], d[10], d[12], d[14], d[16])
     do = (d[1], d[3], d[5], d[7], d[9], d[11], d[13], d[15], d[17])
+    return rows, ce, co, de, do
+
+
+@njit(**_JIT)
+def _vm17_2(ring, s, t, c, d, w, o, o2, rnd, sh):
+    """As _vm9 for 18 taps, two outputs: o with the taps c, o2 with d."""
+    rows, ce, co, de, do = _window17(ring, s, t, c, d)
     for j in range(0, w, LANES):
         _madd_step2(rows, ce, co, de, do, j, o, o2, rnd, sh)
 
@@ -906,14 +915,7 @@ def _vm17_2(ring, s, t, c, d, w, o, o2, rnd, sh):
 @njit(**_JIT)
 def _vm17_2s(ring, s, t, c, d, w, oh, ol, oh2, ol2):
     """_vm17_2 of a square stream into its int16 halves (_madd_step2_split)."""
-    n = ring.shape[1]
-    rw = ring[s]
-    rows = (rw[t % n], rw[(t + 2) % n], rw[(t + 4) % n], rw[(t + 6) % n], rw[(t + 8) % n],
-            rw[(t + 10) % n], rw[(t + 12) % n], rw[(t + 14) % n], rw[(t + 16) % n])
-    ce = (c[0], c[2], c[4], c[6], c[8], c[10], c[12], c[14], c[16])
-    co = (c[1], c[3], c[5], c[7], c[9], c[11], c[13], c[15], c[17])
-    de = (d[0], d[2], d[4], d[6], d[8], d[10], d[12], d[14], d[16])
-    do = (d[1], d[3], d[5], d[7], d[9], d[11], d[13], d[15], d[17])
+    rows, ce, co, de, do = _window17(ring, s, t, c, d)
     for j in range(0, w, LANES):
         _madd_step2_split(rows, ce, co, de, do, j, oh, ol, oh2, ol2)
 
