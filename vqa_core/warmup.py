@@ -21,7 +21,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from .engine import EXTRACTOR_METRICS, Scorer
-from .features.base import FrameFormat
+from .features.base import FeatureExtractor, FrameFormat
 from .features.registry import get_extractor
 
 #: the synthetic pair's size for extractors that do not say (their
@@ -32,7 +32,7 @@ from .features.registry import get_extractor
 #: 4:2:0 chroma stays at factor 1, the other path): SSIM and MS-SSIM use it.
 #: VIF, ADM, motion and PSNR warm on 64x64 (a v0.6.1 run warms in 0.05 s
 #: instead of 0.075 s), CAMBI on 256x256 and SpEED on 320x320 (the v1 models).
-WARM_SIZE = (512, 384)
+WARM_SIZE = FeatureExtractor.warm_size
 
 #: seconds each extractor takes to compile on a cold cache (one core of the
 #: 2-core benchmark machine, 8-bit 4:2:0, a fresh process each; measured with
@@ -60,8 +60,8 @@ def _pair(fmt: FrameFormat):
 
 def warm_size(names: Sequence[str]) -> Tuple[int, int]:
     """The synthetic pair's size for the extractors ``names``: the largest
-    of their ``warm_size`` (WARM_SIZE if none)."""
-    sizes = [getattr(get_extractor(n), "warm_size", WARM_SIZE) for n in names]
+    of their ``warm_size`` (WARM_SIZE unless they say)."""
+    sizes = [get_extractor(n).warm_size for n in names]
     if not sizes:
         return WARM_SIZE
     return max(s[0] for s in sizes), max(s[1] for s in sizes)

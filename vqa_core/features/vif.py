@@ -701,20 +701,20 @@ def _madd_step2_split(typingctx, rows, ce, co, ce2, co2, j, oh, ol, oh2, ol2):
         return None
 
     def codegen(context, builder, sig, args):
-        rows_v, ce_v, co_v, ce2_v, co2_v, j_v, oh_v, ol_v, oh2_v, ol2_v = args
+        rows_v, ce_v, co_v, ce2_v, co2_v, j_v = args[:6]
         i16 = ir.IntType(16)
         vi = ir.VectorType(ir.IntType(32), LANES)
         vh = ir.VectorType(i16, LANES)
         flip = ir.Constant(vh, [-32768] * LANES)
         accs = _madd_sums(context, builder, sig.args[0], rows_v, j_v,
                           [(ce_v, co_v), (ce2_v, co2_v)])
-        for acc, (th, vhi), (tl, vlo) in zip(accs, ((sig.args[6], oh_v), (sig.args[8], oh2_v)),
-                                              ((sig.args[7], ol_v), (sig.args[9], ol2_v))):
+        # args 6, 7: (oh, ol) of the first sums; 8, 9: of the second
+        for acc, k in zip(accs, (6, 8)):
             hi = builder.xor(builder.trunc(builder.lshr(acc, ir.Constant(vi, [16] * LANES)), vh),
                              flip)
             lo = builder.xor(builder.trunc(acc, vh), flip)
-            for ty, val, v in ((th, vhi, hi), (tl, vlo, lo)):
-                o = context.make_array(ty)(context, builder, val)
+            for a, v in ((k, hi), (k + 1, lo)):
+                o = context.make_array(sig.args[a])(context, builder, args[a])
                 builder.store(v, builder.bitcast(builder.gep(o.data, [j_v]), vh.as_pointer()),
                               align=2)
         return context.get_dummy_value()
@@ -971,9 +971,10 @@ _NO_VTAPS = _vtaps(FILTERS[3])
 
 
 @njit(**_JIT)
-def _sq_split(lo, hi, w, oh, ol, rnd, sh, wide):
-    """The shifted vertical square sums v (as _sq_join; lo alone unless wide)
-    split into int16 rows oh = (v >> 16) - 32768, ol = (v & 0xFFFF) - 32768."""
+def _sq_split(lo, hi, w, oh, ol, rnd, sh):
+    """The shifted vertical square sums v (as _sq_join) split into int16
+    rows oh = (v >> 16) - 32768, ol = (v & 0xFFFF) - 32768 (the products'
+    high halves are there: an 8-bit scale 0 goes through _madd_step2_split)."""
     _prefer512()
     rn = np.uint32(rnd)
     sf = np.uint32(sh)
@@ -981,16 +982,10 @@ def _sq_split(lo, hi, w, oh, ol, rnd, sh, wide):
     m16 = np.uint32(0xFFFF)
     s16 = np.uint32(16)
     x8 = np.uint32(0x8000)
-    if wide:
-        for j in range(w):
-            v = np.uint32((np.uint32(hi[j]) << sl) + ((np.uint32(lo[j]) + rn) >> sf))
-            oh[j] = np.int16(np.int32((v >> s16) ^ x8))
-            ol[j] = np.int16(np.int32((v & m16) ^ x8))
-    else:
-        for j in range(w):
-            v = np.uint32(lo[j])
-            oh[j] = np.int16(np.int32((v >> s16) ^ x8))
-            ol[j] = np.int16(np.int32((v & m16) ^ x8))
+    for j in range(w):
+        v = np.uint32((np.uint32(hi[j]) << sl) + ((np.uint32(lo[j]) + rn) >> sf))
+        oh[j] = np.int16(np.int32((v >> s16) ^ x8))
+        ol[j] = np.int16(np.int32((v & m16) ^ x8))
 
 
 @njit(**_JIT)
@@ -1052,26 +1047,21 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
                     _mirror_cols(vh[4 * par + q], pad, w, hf)
                     _h_mu_madd(vh[4 * par + q], taps, w, hm[2 * par + q])
             for q in range(3):
-                if n == 17 and not wide:
-                    # 8-bit scale 0: the sums go straight into their halves
-                    # (vm16 rows 2, 3 for row i, 6, 7 for row i + 1)
+                # the square's sums as int16 halves, vm16 rows 2, 3 (row i)
+                # and 6, 7 (row i + 1)
+                if wide:
+                    _vr2(n, rg, 2 + q, t, vt[0], vt[1], w, tl, tl2, 0, 0)
+                    _vr2(n, rg, 5 + q, t, vt[0], vt[1], w, th, th2, 0, 0)
+                    for par in range(2):
+                        _sq_split(tmp[c, 2 * par], tmp[c, 2 * par + 1], w,
+                                  vh[2 + 4 * par][pad:], vh[3 + 4 * par][pad:], rnd_sq, sh_sq)
+                else:  # 8-bit scale 0 (17 taps): straight into the halves
                     _vm17_2s(rg, 2 + q, t, vt[0], vt[1], w, vh[2][pad:], vh[3][pad:],
                              vh[6][pad:], vh[7][pad:])
-                    for par in range(2):
-                        _mirror_cols(vh[2 + 4 * par], pad, w, hf)
-                        _mirror_cols(vh[3 + 4 * par], pad, w, hf)
-                        _h_mu_madd((vh[2 + 4 * par], vh[3 + 4 * par]), taps, w,
-                                   hq[3 * par + q])
-                    continue
-                _vr2(n, rg, 2 + q, t, vt[0], vt[1], w, tl, tl2, 0, 0)
-                if wide:
-                    _vr2(n, rg, 5 + q, t, vt[0], vt[1], w, th, th2, 0, 0)
                 for par in range(2):
-                    _sq_split(tmp[c, 2 * par], tmp[c, 2 * par + 1], w, vh[2][pad:],
-                              vh[3][pad:], rnd_sq, sh_sq, wide)
-                    _mirror_cols(vh[2], pad, w, hf)
-                    _mirror_cols(vh[3], pad, w, hf)
-                    _h_mu_madd((vh[2], vh[3]), taps, w, hq[3 * par + q])
+                    _mirror_cols(vh[2 + 4 * par], pad, w, hf)
+                    _mirror_cols(vh[3 + 4 * par], pad, w, hf)
+                    _h_mu_madd((vh[2 + 4 * par], vh[3 + 4 * par]), taps, w, hq[3 * par + q])
             for par in range(min(2, i1 - i)):
                 a, b, e2, d = _stat_sums(hm[2 * par], hm[2 * par + 1], hq[3 * par],
                                          hq[3 * par + 1], hq[3 * par + 2], w, egl, tab,
