@@ -335,6 +335,26 @@ def test_kernel_matches_twin_natural(pairs):
             assert got[k] == want[k], k
 
 
+@pytest.mark.parametrize("shape", [(37, 53), (16, 16), (17, 40), (64, 33)])
+def test_scale0_rows_from_the_planes_equal_the_padded_ones(shape):
+    """8-bit scale 0 reads its rows (mirrored at the edges) straight from the
+    planes; planes of another type (here read-only) go through pad_rows2:
+    the same sums, odd heights included."""
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    ref = smooth_plane(rng, *shape, 255)
+    dis = distort(rng, ref, 255, 5)
+    e = kernel(8, shape)
+    assert V._plain8(ref) and V._plain8(dis)
+    direct = e.integer_sums(ref, dis)
+    ro = [a.copy() for a in (ref, dis)]
+    for a in ro:
+        a.setflags(write=False)
+    assert not V._plain8(ro[0])
+    padded = e.integer_sums(*ro)
+    assert direct == padded
+    assert direct == e.integer_sums(ref, dis)  # nothing left over from the padded pass
+
+
 def test_non_contiguous_views_and_skip():
     rng = np.random.default_rng(7)
     big = smooth_plane(rng, 100, 160, 255)

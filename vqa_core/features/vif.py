@@ -831,8 +831,33 @@ def _put_prod(p0, q0, p1, q1, w, o, high):
 @njit(**_JIT)
 def _ring_row(P, Q, r, w, ring, wide):
     """The streams of padded rows r, r + 1 into slot r % n."""
-    k = r % ring.shape[1]
-    p0, p1, q0, q1 = P[r], P[r + 1], Q[r], Q[r + 1]
+    _ring_streams(P[r], P[r + 1], Q[r], Q[r + 1], r % ring.shape[1], w, ring, wide)
+
+
+@njit(inline="always", **_JIT)
+def _src_row(r, half, h):
+    """The input row that padded row r is (pad_rows' mirror; the extra row
+    below the padding, whose sums are never used, is clamped)."""
+    i = r - half
+    if i < 0:
+        i = -i
+    if i > h - 1:
+        i = 2 * (h - 1) - i
+    return min(max(i, 0), h - 1)
+
+
+@njit(**_JIT)
+def _ring_row_src(S, T, r, half, h, w, ring):
+    """_ring_row of padded row r taken straight from the 8-bit input planes
+    S (ref), T (dis): the rows pad_rows would have put there (8-bit scale 0:
+    no high halves)."""
+    a = _src_row(r, half, h)
+    b = _src_row(r + 1, half, h)
+    _ring_streams(S[a], S[b], T[a], T[b], r % ring.shape[1], w, ring, False)
+
+
+@njit(inline="always", **_JIT)
+def _ring_streams(p0, p1, q0, q1, k, w, ring, wide):
     _put_x(p0, p1, w, ring[0, k])
     _put_x(q0, q1, w, ring[1, k])
     _put_prod(p0, p0, p1, p1, w, ring[2, k], False)
@@ -1002,7 +1027,7 @@ def _sq_join(lo, hi, w, o, rnd, sh):
 @njit(**_JIT)
 def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
               taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq32, out,
-              do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
+              do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo, S, T, direct):
     """Rows of band bd (of nb) of vif_scale_sums (see there), with the
     scratch buffers c."""
     noinline()
@@ -1031,10 +1056,16 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
     if i0 >= i1:
         return
     for r in range(i0, i0 + n - 1, 2):
-        _ring_row(P, Q, r, w, rg, wide)
+        if direct:
+            _ring_row_src(S, T, r, hf, h, w, rg)
+        else:
+            _ring_row(P, Q, r, w, rg, wide)
     e = pad + w
     for i in range(i0, i1, 2):
-        _ring_row(P, Q, i + n - 1, w, rg, wide)
+        if direct:
+            _ring_row_src(S, T, i + n - 1, hf, h, w, rg)
+        else:
+            _ring_row(P, Q, i + n - 1, w, rg, wide)
         t = i % n
         if n >= 9:
             # taps < 2^15: the horizontal sums with pmaddwd too; rows i
@@ -1101,9 +1132,13 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
 @njit(**_JIT)
 def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, use_fma,
                    taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu, hsq32,
-                   out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo):
+                   out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo,
+                   S, T, direct):
     """VIF sums of one scale: P, Q are the padded ref and dis planes (n // 2
-    mirrored rows above and below, and one more row below).  Scratch (c:
+    mirrored rows above and below, and one more row below); with ``direct``
+    (8-bit scale 0) the rows come straight from the input planes S, T
+    (uint8) instead, mirrored as P, Q would hold them, and P, Q are not
+    read.  Scratch (c:
     KERNEL_THREADS, 1; the pass uses [0]): ring (c, 8 or 5, n, w16) int32, tmp
     (c, 2, w16) int32 (w16: w rounded up to 16), vmu (c, 2, w + 2 pad + 16)
     uint32 (n < 9) or vm16 (c, 8, w + 2 pad + 96) int16 (n >= 9), vsq (c, 3,
@@ -1129,7 +1164,8 @@ def vif_scale_sums(P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab, 
     for bd in range(nb):
         _vif_band(bd, np.int64(0), P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl,
                   tab, use_fma, taps, vt, wide, pad, nb, ring, tmp, vmu, vm16, vsq, hmu,
-                  hsq32, out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo)
+                  hsq32, out, do_sub, taps_n, vtn, rnd_n, sh_n, Pn, Qn, sub_vrow, sub_eo,
+                  S, T, direct)
     if do_sub:
         hfn = taps_n.shape[0] // 2
         _mirror_rows(Pn, hfn, h // 2, w // 2)
@@ -1269,6 +1305,16 @@ def subsample(P, Q, h, w, half, taps, rnd, sh, Pn, Qn, half_n, vacc, vrow, eo):
 
 # ---------------------------------------------------------------- extractor
 
+#: vif_scale_sums' input planes when it reads the padded ones
+_NO_SRC = np.zeros((1, 1), dtype=np.uint8)
+
+
+def _plain8(a: np.ndarray) -> bool:
+    """An 8-bit plane of the type _NO_SRC is (one compiled vif_scale_sums)."""
+    f = a.flags
+    return a.dtype == np.uint8 and a.ndim == 2 and f.c_contiguous and f.writeable and f.aligned
+
+
 class _Scale:
     """Buffers of one scale."""
 
@@ -1361,9 +1407,11 @@ class VIF(FeatureExtractor):
             self._scales.append(_Scale(s, w, h, fmt.dtype, chunks))
             w, h = w // 2, h // 2
 
-    def _sums(self, sc, bpc, nx=None):
+    def _sums(self, sc, bpc, nx=None, src=None):
         """Per-scale integer sums (num_log, den_log, non_log_num, non_log_den);
-        with nx (the next scale) also its planes."""
+        with nx (the next scale) also its planes; with src (8-bit scale 0:
+        the luma planes ref, dis) the rows are read from there instead of
+        sc.P, sc.Q."""
         if sc.s == 0:
             rnd_mu, sh_mu = 1 << (bpc - 1), bpc
             sh_sq = 2 * (bpc - 8)
@@ -1382,7 +1430,8 @@ class VIF(FeatureExtractor):
                        rnd_sq, sh_sq, float(o["vif_enhn_gain_limit"]), LOG2, bool(self.fma),
                        sc.taps, sc.vt, sc.wide, sc.pad, nb, sc.ring, sc.tmp, sc.vmu,
                        sc.vm16, sc.vsq, sc.hmu, sc.hsq32, sc.rows, nx is not None, tn,
-                       vtn, rnd_mu, sh_mu, pn, qn, vr, eo)
+                       vtn, rnd_mu, sh_mu, pn, qn, vr, eo,
+                       *(src if src is not None else (_NO_SRC, _NO_SRC)), src is not None)
         return tuple(int(v) for v in sc.rows.sum(axis=0))
 
     def integer_sums(self, ref_y, dis_y):
@@ -1391,13 +1440,18 @@ class VIF(FeatureExtractor):
         skip0 = bool(self.options["vif_skip_scale0"])
         out = []
         sc = self._scales[0]
-        nch = max(1, min(KERNEL_THREADS, len(sc.ring)))
-        pad_rows2(ref_y, dis_y, sc.P, sc.Q, sc.half, nch)
+        # 8-bit scale 0 reads its rows from the planes themselves (when they
+        # are the type the kernels are compiled for: C-ordered, writable);
+        # otherwise they are copied to uint16 with their mirrored rows first
+        src = (ref_y, dis_y) if not skip0 and all(_plain8(a) for a in (ref_y, dis_y)) else None
+        if src is None:
+            nch = max(1, min(KERNEL_THREADS, len(sc.ring)))
+            pad_rows2(ref_y, dis_y, sc.P, sc.Q, sc.half, nch)
         for s, sc in enumerate(self._scales):
             nx = self._scales[s + 1] if s < 3 else None
             if not (s == 0 and skip0):
                 # the decimation into the next scale is fused into the pass
-                out.append(self._sums(sc, bpc, nx))
+                out.append(self._sums(sc, bpc, nx, src if s == 0 else None))
                 continue
             out.append(None)
             if s < 3:
