@@ -219,6 +219,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv is None:  # the command itself: a process of its own
         import vqa_core.warmup
         vqa_core.warmup.SKIP_OPTIONAL_IMPORTS = True
+        vqa_core.warmup.pause_gc()  # until the kernels are loaded
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _main(argv)
@@ -239,6 +240,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         except Exception:
             pass
         return 1
+    finally:
+        if "vqa_core.warmup" in sys.modules:
+            sys.modules["vqa_core.warmup"].resume_gc()
 
 
 def _main(argv: List[str]) -> int:

@@ -354,3 +354,67 @@ def test_command_imports_numba_without_scipy_and_yaml(tmp_path):
                         "print(a, w.SKIP_OPTIONAL_IMPORTS)"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.split("\n")[-2] == "False True", r.stdout + r.stderr
+
+
+GC_SCRIPT = """
+import gc, sys
+from vqa_core import warmup
+from vqa_core.warmup import pause_gc, preload, start_warm_up
+pause_gc()
+seen = []
+def compiling():
+    seen.append(gc.isenabled())
+t = start_warm_up(sys.argv[1], 8, ["psnr"], [], on_compile=compiling, after=preload())
+t.join()
+print(gc.isenabled(), gc.get_freeze_count() > 0, seen, type(t.error).__name__)
+"""
+
+
+def test_command_pauses_the_garbage_collector_until_the_kernels_are_loaded(tmp_path):
+    """The command turns the collector off at its start (its passes over
+    Numba's objects cost 30-40 ms of start-up) and the warm-up turns it back
+    on when the kernels are loaded (frozen), at once when it has to compile
+    (the compiler makes garbage), and after a failed warm-up too."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+
+    def run(chroma):
+        r = subprocess.run([sys.executable, "-c", GC_SCRIPT, chroma], capture_output=True,
+                           text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stdout.split()
+
+    # cold cache: on again from the first compilation; warm: on again, frozen
+    assert run("420") == ["True", "True", "[True]", "NoneType"]
+    assert run("420") == ["True", "True", "[]", "NoneType"]
+    # a warm-up that fails (an unknown chroma layout) turns it back on too
+    assert run("411")[:2] == ["True", "False"]
+
+
+def test_pause_gc_leaves_a_collector_it_did_not_stop_alone():
+    import gc
+    from vqa_core.warmup import pause_gc, resume_gc
+    assert gc.isenabled()
+    try:
+        pause_gc()
+        assert not gc.isenabled()
+        resume_gc()
+        assert gc.isenabled()
+        gc.disable()  # someone else's choice: not undone
+        pause_gc()
+        resume_gc()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    # the command pauses it; the library (vqa_core used from a program) does not
+    r = subprocess.run([sys.executable, "-c",
+                        "import gc, sys; sys.argv = ['vqa', '--version']\n"
+                        "from vqa_filter import cli\n"
+                        "import vqa_core.warmup as w\n"
+                        "orig = w.pause_gc\n"
+                        "w.pause_gc = lambda: (orig(), print('paused', gc.isenabled()))\n"
+                        "cli.main()\n"
+                        "print('after', gc.isenabled())"],
+                       capture_output=True, text=True, timeout=120)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines[0] == "paused False" and lines[-1] == "after True", \
+        r.stdout + r.stderr

@@ -431,6 +431,32 @@ def preload() -> threading.Thread:
     return t
 
 
+_gc_paused = False
+
+
+def pause_gc() -> None:
+    """Turn the garbage collector off until :func:`resume_gc` (the command
+    line, a process of its own, from its start until the kernels are
+    loaded).  Start-up makes hundreds of thousands of long-lived objects
+    (Numba's import, the feature modules, the kernels) and next to no
+    garbage; the collector's passes over them, a full one among them, cost
+    30-40 ms of every start, on the threads that hold the GIL."""
+    global _gc_paused
+    import gc
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def resume_gc() -> None:
+    """Undo :func:`pause_gc` (nothing if it did not turn the collector off)."""
+    global _gc_paused
+    if _gc_paused:
+        import gc
+        _gc_paused = False
+        gc.enable()
+
+
 def start_warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
                   models: Sequence[object] = (), on_compile=None, parallel: bool = True,
                   after: "threading.Thread | None" = None):
@@ -440,10 +466,15 @@ def start_warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
     (``parallel``).  ``after``: a thread to wait for first (:func:`preload`).
     Returns the thread; its ``error`` attribute holds an exception, if any."""
 
+    def compiling():
+        resume_gc()  # Numba's compiler makes garbage (a cold cache: seconds of it)
+        if on_compile:
+            on_compile()
+
     def run():
         if after is not None:
             after.join()
-        watch = _CompileWatch(on_compile) if on_compile else None
+        watch = _CompileWatch(compiling)
         try:
             warm_up(chroma, bitdepth, metrics, models, parallel=parallel)
             # the hundreds of thousands of objects Numba has made by now live
@@ -455,8 +486,8 @@ def start_warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
         except BaseException as e:  # the real scorer will report it
             t.error = e
         finally:
-            if watch:
-                watch.close()
+            watch.close()
+            resume_gc()
 
     t = threading.Thread(target=run, name="vqa-warm-up", daemon=True)
     t.error = None
