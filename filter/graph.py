@@ -83,6 +83,10 @@ class CompareBuild:
     expected_frames: Optional[int] = None
     #: frame counts known without demuxing again (y4m: from the file size)
     _known_counts: Dict[str, int] = field(default_factory=dict)
+    #: the distorted frames go through ``scale`` to the reference's size;
+    #: not when they cannot be of another size (a y4m file of that size): an
+    #: identity scale still costs ffmpeg ~0.4 ms of CPU a 1080p frame
+    scale_dis: bool = True
 
     @property
     def inputs_description(self) -> dict:
@@ -110,7 +114,9 @@ class CompareBuild:
         dis_in = ffmpeg_python.input(dis_url)
         ref = ref_in["v:0"].filter("setpts", "PTS-STARTPTS")
         dis = dis_in["v:0"].filter("setpts", "PTS-STARTPTS")
-        d = dis.filter("scale", w, h, flags=self.scale_algo).filter("format", self.pair_fmt)
+        if self.scale_dis:
+            dis = dis.filter("scale", w, h, flags=self.scale_algo)
+        d = dis.filter("format", self.pair_fmt)
         r = ref.filter("format", self.pair_fmt)
         pair = ffmpeg_python.filter([d, r], "xstack", inputs=2, layout=_stack_layout(h),
                                     fill="black", shortest=1)
@@ -173,6 +179,18 @@ class CompareBuild:
         return out
 
 
+def _y4m_size(path: str) -> Optional[Tuple[int, int]]:
+    """(width, height) of a local .y4m file, from its header; None for
+    anything else."""
+    if not path.lower().endswith(".y4m") or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return parse_y4m_header(f.readline(4096))[:2]
+    except (OSError, ValueError):
+        return None
+
+
 def _y4m_layout(path: str) -> Optional[Tuple[int, Optional[str]]]:
     """(whole frames, why it is cut short or None) of a local .y4m file whose
     frames carry no parameters ("FRAME\\n", as ffmpeg writes them: whole
@@ -227,6 +245,9 @@ def build_compare(ff: Ffmpeg, reference: str, distorted: str, opts, tmp: str) ->
     s = ScoredStream(label=os.path.basename(distorted), output_url=None, stream_index=None, size=size)
     b = CompareBuild(ff, reference, distorted, ref_info, dis_info, pair_fmt, opts.scale_algo, tmp,
                      [s], notes)
+    # a y4m file's frames all have the size of its header (other inputs may
+    # change size mid-stream: scaled, to the reference's size, in any case)
+    b.scale_dis = _y4m_size(distorted) != size
     counts = [_frames_of(m, i) for m, i in ((ref_media, ref_info), (dis_media, dis_info))]
     if all(counts):
         b.expected_frames = min(counts)
