@@ -314,6 +314,9 @@ class _Consumer(threading.Thread):
             while t is not None and t.is_alive() and not self.s._stop.is_set():
                 t.join(0.1)
         self.result.format = (f"{fmt.width}x{fmt.height} {fmt.chroma} {fmt.bitdepth}-bit")
+        if self.plan.luma_of and fmt.chroma == "400":  # the pair's chroma, which ffmpeg left out
+            chroma = chroma_and_depth(self.plan.luma_of)[0]
+            self.result.format = f"{fmt.width}x{fmt.height} {chroma} {fmt.bitdepth}-bit (luma only)"
         lanes = self._lane_count(cap)
         self.scorer = Scorer(fmt, self.s.metrics, self.s.models, self.s.opts.features, lanes=lanes)
         self.result.lanes = lanes
@@ -651,6 +654,8 @@ class Session:
         if fmt is None:
             return
         chroma, depth = chroma_and_depth(fmt)
+        if built.luma_only and graphs.drops_chroma(fmt):
+            chroma = "400"  # the frames will be luma only
         from vqa_core.warmup import start_warm_up
 
         def compiling():
@@ -661,10 +666,22 @@ class Session:
 
     def _build(self, ff: Ffmpeg, tmp: str):
         if self.mode == "compare":
-            return graphs.build_compare(ff, self.reference, self.distorted, self.opts, tmp)
-        ff.require_inline()
-        cmd = parse_command(self.argv)
-        return graphs.build_inline(ff, cmd, self.opts)
+            built = graphs.build_compare(ff, self.reference, self.distorted, self.opts, tmp)
+            formats = [built.pair_fmt]
+        else:
+            ff.require_inline()
+            cmd = parse_command(self.argv)
+            built = graphs.build_inline(ff, cmd, self.opts)
+            formats = [built._pair_fmt(p) for p in built.plans]
+        # metrics that read no chroma (the VMAF models, CAMBI, MS-SSIM): ffmpeg
+        # sends the luma alone (the HTML report's frame images need colour)
+        from vqa_core.engine import needs_chroma
+        if not self.opts.html and not needs_chroma(self.metrics, self.models):
+            built.luma_only = True
+            for s, f in zip(built.streams, formats):
+                if graphs.drops_chroma(f):
+                    s.luma_of = f
+        return built
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -47,3 +47,61 @@ def test_scores_are_the_same_with_and_without_the_scale(clips):
         out[name] = [{k: v for k, v in json.loads(x).items() if k.startswith(("psnr", "ssim"))}
                      for x in log.read_text().splitlines()]
     assert out["mp4"] == out["y4m"] and len(out["y4m"]) == 10
+
+
+def test_luma_only_table_agrees_with_the_extractors():
+    from vqa_core.features import registry
+    names = registry.extractor_names()
+    assert registry.LUMA_ONLY <= set(names)
+    for n in names:
+        assert registry.get_extractor(n).reads_chroma == registry.reads_chroma(n), n
+
+
+def _report(t, name, *args):
+    rep = t / f"{name}.json"
+    log = t / f"{name}.jsonl"
+    opts = ["--report", rep, "--log", log]
+    # vqa's options go before the ffmpeg command (inline), after "compare"
+    args = [*args[:1], *opts, *args[1:]] if args[0] == "compare" else [*opts, *args]
+    r = run_vqa(*args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(rep.read_text()), [json.loads(x) for x in log.read_text().splitlines()]
+
+
+def test_luma_only_when_no_metric_reads_chroma(clips):
+    """VMAF (and CAMBI, MS-SSIM) read no chroma: ffmpeg sends the pairs' luma
+    alone; the scores are those of the full pairs, and the report says so.
+    A metric that reads chroma (PSNR) or the HTML report (frame images in
+    colour) keeps the full pairs."""
+    t, ref, dis_mp4, _, _ = clips
+    from vqa_core.engine import needs_chroma
+    from vqa_core.models import load_model
+    v061 = load_model("vmaf_v0.6.1")
+    assert not needs_chroma(["cambi", "ms_ssim"], [v061])
+    assert needs_chroma(["psnr"], [v061]) and needs_chroma(["ssim"])
+    assert needs_chroma([], [load_model("vmaf_v1.0.16_3d0h")])  # speed_chroma
+
+    b = build_compare(find_ffmpeg(), str(ref), str(dis_mp4), Options(), str(t))
+    b.luma_only = True
+    g = b.command(5, [(7, 9)])
+    assert g[g.index("-filter_complex") + 1].count("extractplanes=y") == 2
+
+    luma, recs = _report(t, "luma", "compare", "--metrics", "vmaf,ms_ssim", ref, dis_mp4)
+    full, recs_full = _report(t, "full", "compare", "--metrics", "vmaf,ms_ssim,psnr", ref, dis_mp4)
+    assert luma["format"] == "160x96 420 8-bit (luma only)"
+    assert full["format"] == "160x96 420 8-bit"
+    for a, b_ in zip(recs, recs_full):
+        assert (a["vmaf"], a["ms_ssim"]) == (b_["vmaf"], b_["ms_ssim"])
+    html, _ = _report(t, "html", "compare", "--metrics", "vmaf", "--html", t / "r.html",
+                      ref, dis_mp4)
+    assert html["format"] == "160x96 420 8-bit"
+
+
+def test_inline_luma_only_scores_equal_compare(clips, tmp_path):
+    t, ref, _, _, _ = clips
+    out = tmp_path / "o.mp4"
+    inline, recs = _report(tmp_path, "inline", "--metrics", "vmaf", "ffmpeg", "-i", ref,
+                           "-c:v", "libx264", "-crf", "30", out)
+    assert inline["format"] == "160x96 420 8-bit (luma only)"
+    comp, recs_c = _report(tmp_path, "comp", "compare", "--metrics", "vmaf", ref, out)
+    assert [r["vmaf"] for r in recs] == [r["vmaf"] for r in recs_c] and len(recs) == 10

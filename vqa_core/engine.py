@@ -15,7 +15,7 @@ from typing import Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .features.base import FeatureExtractor, FrameFormat, as_planes, check_planes
-from .features.registry import get_extractor
+from .features.registry import get_extractor, reads_chroma
 from .pooling import pool
 
 #: metric name -> extractor name, for metrics that are a feature extractor's
@@ -249,6 +249,16 @@ def _collect(columns: Dict[str, array], rec: dict) -> None:
         if k in _SKIP or isinstance(v, (str, bool)) or v is None:
             continue
         columns.setdefault(k, array("d")).append(float(v))
+
+
+def needs_chroma(metrics: Sequence[str] = (), models: Sequence[object] = ()) -> bool:
+    """Whether scoring ``metrics`` and ``models`` (as :class:`Scorer` takes
+    them) reads any chroma plane; answered without importing the feature
+    modules (nor Numba)."""
+    names = [EXTRACTOR_METRICS[m] for m in metrics if m in EXTRACTOR_METRICS]
+    for model in models:
+        names += [n for n, _ in model.extractors()]
+    return any(reads_chroma(n) for n in names)
 
 
 def summarize(records: Iterable[dict]) -> Dict[str, Dict[str, float]]:

@@ -909,6 +909,7 @@ class _Level:
 @register
 class ADM(FeatureExtractor):
     name = "adm"
+    reads_chroma = False  # the luma planes only
     warm_size = (64, 64)  # calls the kernels any larger frame calls (tests/test_warmup.py)
     provides = ("adm2", "adm_scale0", "adm_scale1", "adm_scale2", "adm_scale3", "aim", "adm3")
     default_options = {

@@ -85,6 +85,10 @@ class FeatureExtractor:
     #: (and signature) that real frames call: the warm-up's synthetic pair
     #: (vqa_core.warmup) is the largest of the run's extractors'
     warm_size: Tuple[int, int] = (512, 384)
+    #: reads the chroma planes (False: only ``ref[0]``, ``dis[0]``); must
+    #: match :data:`registry.LUMA_ONLY`, which answers without importing
+    #: the extractor's module
+    reads_chroma: bool = True
 
     def __init__(self, **options):
         unknown = set(options) - set(self.default_options)

@@ -751,6 +751,7 @@ class _Geometry:
 @register
 class Cambi(FeatureExtractor):
     name = "cambi"
+    reads_chroma = False  # the luma planes only
     warm_size = (256, 256)  # >= MIN_WIDTH_HEIGHT; the kernels of any larger frame (tests/test_warmup.py)
     provides = ("cambi", "cambi_source", "cambi_full_reference")
     default_options = {

@@ -141,6 +141,7 @@ def _blend(x: float, factor: float, offset: float) -> float:
 @register
 class Motion(FeatureExtractor):
     name = "motion"
+    reads_chroma = False  # the luma planes only
     warm_size = (64, 64)  # calls the kernels any larger frame calls (tests/test_warmup.py)
     provides = ("motion", "motion2", "motion3")
     temporal = True

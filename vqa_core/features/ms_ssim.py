@@ -192,6 +192,7 @@ def _pow(x, e) -> float:
 @register
 class MSSSIM(FeatureExtractor):
     name = "ms_ssim"
+    reads_chroma = False  # the luma planes only
     provides = ("ms_ssim",)
 
     def setup(self, fmt: FrameFormat) -> None:

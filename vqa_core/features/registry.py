@@ -18,6 +18,17 @@ _BY_FEATURE: Dict[str, str] = {}
 _MODULES = ("psnr", "ssim", "vif", "adm", "motion", "ms_ssim", "cambi", "speed")
 _loaded = False
 
+#: extractors that read only the luma planes (their ``reads_chroma`` is
+#: False; tests/test_graph.py checks that the two agree): a run of only these
+#: has ffmpeg send luma alone.  Known here without importing their modules,
+#: which import Numba.
+LUMA_ONLY = frozenset({"vif", "adm", "motion", "cambi", "ms_ssim"})
+
+
+def reads_chroma(name: str) -> bool:
+    """Whether extractor ``name`` reads the chroma planes (unknown: True)."""
+    return name not in LUMA_ONLY
+
 
 def register(cls: Type[FeatureExtractor]) -> Type[FeatureExtractor]:
     _EXTRACTORS[cls.name] = cls

@@ -1366,6 +1366,7 @@ class _Scale:
 @register
 class VIF(FeatureExtractor):
     name = "vif"
+    reads_chroma = False  # the luma planes only
     warm_size = (64, 64)  # calls the kernels any larger frame calls (tests/test_warmup.py)
     provides = ("vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3")
     default_options = {
