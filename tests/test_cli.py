@@ -334,3 +334,33 @@ def test_cold_cache_runs_succeed(pair, tmp_path):
         assert r.returncode == 0, r.stderr
         assert "compiling" in r.stderr
         assert len((tmp_path / f"l{k}.jsonl").read_text().splitlines()) == 15
+
+
+RUN_EXIT = """
+import atexit, sys, threading, time
+from vqa_filter import cli
+out = sys.argv[1]
+def late():
+    time.sleep(0.3)
+    open(out + ".thread", "w").write("done")
+def main():
+    threading.Thread(target=late).start()  # not a daemon: waited for
+    atexit.register(lambda: open(out + ".atexit", "w").write("done"))
+    sys.stdout.write("buffered, no newline")
+    return 3
+cli.main = main
+cli.run()
+"""
+
+
+def test_run_ends_the_process_as_python_would(tmp_path):
+    """The command ends the process itself (no interpreter teardown): other
+    threads still run to their end, atexit handlers run, output is flushed,
+    the exit status is main()'s."""
+    out = tmp_path / "mark"
+    r = subprocess.run([sys.executable, "-c", RUN_EXIT, str(out)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 3, r.stderr
+    assert r.stdout == "buffered, no newline"
+    assert (tmp_path / "mark.thread").read_text() == "done"
+    assert (tmp_path / "mark.atexit").read_text() == "done"
