@@ -540,3 +540,18 @@ def test_speed_1080p():
     ms = (time.perf_counter() - t) / n * 1000
     print(f"\nadm 1920x1080 8-bit: {ms:.1f} ms/frame")
     assert ms < 2000
+
+
+def test_mirror_indices_as_the_taps_reach_past_the_edges():
+    """The DWT's input rows/columns 2i-1 .. 2i+2, mirrored at both ends (-x
+    below 0, 2n-1-x from n on), for odd and even sizes down to 1."""
+    from vqa_core.features.adm import mirror_indices
+    for n in (1, 2, 3, 4, 5, 17, 540, 960, 1080, 1920):
+        got = mirror_indices(n)
+        half = (n + 1) // 2
+        assert got.shape == (4, half) and got.dtype == np.int64
+        for i in range(half):
+            for k in range(4):
+                x = 2 * i - 1 + k
+                want = -x if x < 0 else (2 * n - x - 1 if x >= n else x)
+                assert got[k, i] == want, (n, k, i)

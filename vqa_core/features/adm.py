@@ -267,16 +267,9 @@ def _ext_region(w: int, h: int):
 def mirror_indices(n: int) -> np.ndarray:
     """(4, (n+1)//2) input indices 2i-1 .. 2i+2 of the DWT taps, mirrored."""
     half = (n + 1) // 2
-    idx = np.empty((4, half), dtype=np.int64)
-    for i in range(half):
-        for k in range(4):
-            x = 2 * i - 1 + k
-            if x < 0:
-                x = -x
-            elif x >= n:
-                x = 2 * n - x - 1
-            idx[k, i] = x
-    return idx
+    x = 2 * np.arange(half, dtype=np.int64)[None, :] - 1 + np.arange(4, dtype=np.int64)[:, None]
+    # (arrays, not a loop over the taps: 16 of these make a 1080p scorer)
+    return np.where(x < 0, -x, np.where(x >= n, 2 * n - x - 1, x))
 
 
 # ---------------------------------------------------------------- kernels
