@@ -99,8 +99,9 @@ class CompareBuild:
     #: ffmpeg sends the pairs' luma alone (set when the metrics read no chroma)
     luma_only: bool = False
     #: the distorted frames go through ``scale`` to the reference's size;
-    #: not when they cannot be of another size (a y4m file of that size): an
-    #: identity scale still costs ffmpeg ~0.4 ms of CPU a 1080p frame
+    #: not when they cannot be of another size and need no conversion (a y4m
+    #: file of that size, in the pair's format): an identity scale still
+    #: costs ffmpeg ~0.4 ms of CPU a 1080p frame
     scale_dis: bool = True
 
     @property
@@ -263,8 +264,9 @@ def build_compare(ff: Ffmpeg, reference: str, distorted: str, opts, tmp: str) ->
     b = CompareBuild(ff, reference, distorted, ref_info, dis_info, pair_fmt, opts.scale_algo, tmp,
                      [s], notes)
     # a y4m file's frames all have the size of its header (other inputs may
-    # change size mid-stream: scaled, to the reference's size, in any case)
-    b.scale_dis = _y4m_size(distorted) != size
+    # change size mid-stream: scaled, to the reference's size, in any case);
+    # one in another pixel format is converted by the scale, with --scale-algo
+    b.scale_dis = _y4m_size(distorted) != size or dis_info.pix_fmt != pair_fmt
     counts = [_frames_of(m, i) for m, i in ((ref_media, ref_info), (dis_media, dis_info))]
     if all(counts):
         b.expected_frames = min(counts)

@@ -20,6 +20,13 @@ def clips(tmp_path_factory):
     return t, ref, dis_mp4, dis_y4m, small
 
 
+def test_a_y4m_in_another_format_is_converted_by_the_scale(clips, tmp_path):
+    """(with --scale-algo's filter, not the one ffmpeg would insert)"""
+    t, ref, _, dis_y4m, _ = clips
+    d422 = encode(dis_y4m, tmp_path / "d422.y4m", ["-pix_fmt", "yuv422p", "-strict", "-1"])
+    assert "scale=160:96" in _filters(t, ref, d422)
+
+
 def _filters(t, ref, dis):
     b = build_compare(find_ffmpeg(), str(ref), str(dis), Options(), str(t))
     cmd = b.command(5, [(7, 9)])
