@@ -134,7 +134,7 @@ class CompareBuild:
             dis = dis.filter("scale", w, h, flags=self.scale_algo)
         d = dis.filter("format", self.pair_fmt)
         r = ref.filter("format", self.pair_fmt)
-        if self.luma_only:
+        if self.luma_only and drops_chroma(self.pair_fmt):
             d, r = d.filter("extractplanes", "y"), r.filter("extractplanes", "y")
         pair = ffmpeg_python.filter([d, r], "xstack", inputs=2, layout=_stack_layout(h),
                                     fill="black", shortest=1)

@@ -28,7 +28,10 @@ def test_a_y4m_in_another_format_is_converted_by_the_scale(clips, tmp_path):
 
 
 def _filters(t, ref, dis):
-    b = build_compare(find_ffmpeg(), str(ref), str(dis), Options(), str(t))
+    return _filters_of(build_compare(find_ffmpeg(), str(ref), str(dis), Options(), str(t)))
+
+
+def _filters_of(b):
     cmd = b.command(5, [(7, 9)])
     return cmd[cmd.index("-filter_complex") + 1]
 
@@ -92,6 +95,11 @@ def test_luma_only_when_no_metric_reads_chroma(clips):
     b.luma_only = True
     g = b.command(5, [(7, 9)])
     assert g[g.index("-filter_complex") + 1].count("extractplanes=y") == 2
+    # pairs already gray, or of a depth y4m has no gray for, go as they are
+    b.pair_fmt = "gray"
+    assert "extractplanes" not in _filters_of(b)
+    b.pair_fmt = "yuv420p14le"
+    assert "extractplanes" not in _filters_of(b)
 
     luma, recs = _report(t, "luma", "compare", "--metrics", "vmaf,ms_ssim", ref, dis_mp4)
     full, recs_full = _report(t, "full", "compare", "--metrics", "vmaf,ms_ssim,psnr", ref, dis_mp4)
