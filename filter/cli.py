@@ -218,10 +218,11 @@ def _options(ns) -> "Options":
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    if argv is None:  # the command itself: a process of its own
-        import vqa_core.warmup
-        vqa_core.warmup.SKIP_OPTIONAL_IMPORTS = True
-        vqa_core.warmup.pause_gc()  # until the kernels are loaded
+    command = argv is None  # the command itself: a process of its own
+    if command:
+        from vqa_core import warmup
+        warmup.SKIP_OPTIONAL_IMPORTS = True
+        warmup.pause_gc()  # until the kernels are loaded
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _main(argv)
@@ -243,8 +244,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             pass
         return 1
     finally:
-        if "vqa_core.warmup" in sys.modules:
-            sys.modules["vqa_core.warmup"].resume_gc()
+        if command:
+            warmup.resume_gc()
 
 
 def _main(argv: List[str]) -> int:
@@ -328,7 +329,7 @@ def run() -> None:
                 f.flush()
         except Exception:  # a closed pipe: nothing more to write to it
             pass
-    os._exit(code if isinstance(code, int) else 1)
+    os._exit(code)
 
 
 if __name__ == "__main__":

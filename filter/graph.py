@@ -42,7 +42,8 @@ class ScoredStream:
     output_url: Optional[str]
     stream_index: Optional[int]
     size: Optional[Tuple[int, int]]  # true frame size, None = half the stacked size
-    #: the pair format whose luma alone ffmpeg sends (see drops_chroma)
+    #: the pair format whose luma alone ffmpeg sends (see drops_chroma; set
+    #: by the session when the run's metrics read no chroma)
     luma_of: Optional[str] = None
 
 
@@ -96,13 +97,16 @@ class CompareBuild:
     expected_frames: Optional[int] = None
     #: frame counts known without demuxing again (y4m: from the file size)
     _known_counts: Dict[str, int] = field(default_factory=dict)
-    #: ffmpeg sends the pairs' luma alone (set when the metrics read no chroma)
-    luma_only: bool = False
     #: the distorted frames go through ``scale`` to the reference's size;
     #: not when they cannot be of another size and need no conversion (a y4m
     #: file of that size, in the pair's format): an identity scale still
     #: costs ffmpeg ~0.4 ms of CPU a 1080p frame
     scale_dis: bool = True
+
+    @property
+    def stream_formats(self) -> List[str]:
+        """The pair format of each scored stream."""
+        return [self.pair_fmt]
 
     @property
     def inputs_description(self) -> dict:
@@ -134,7 +138,7 @@ class CompareBuild:
             dis = dis.filter("scale", w, h, flags=self.scale_algo)
         d = dis.filter("format", self.pair_fmt)
         r = ref.filter("format", self.pair_fmt)
-        if self.luma_only and drops_chroma(self.pair_fmt):
+        if self.streams[0].luma_of:
             d, r = d.filter("extractplanes", "y"), r.filter("extractplanes", "y")
         pair = ffmpeg_python.filter([d, r], "xstack", inputs=2, layout=_stack_layout(h),
                                     fill="black", shortest=1)
@@ -308,8 +312,6 @@ class InlineBuild:
     notes: List[str]
     uses_stdout: bool
     bitdepth: Optional[int] = None
-    #: ffmpeg sends the luma alone of the pairs whose format allows it
-    luma_only: bool = False
 
     @property
     def inputs_description(self) -> dict:
@@ -334,6 +336,11 @@ class InlineBuild:
         return None
 
     @property
+    def stream_formats(self) -> List[Optional[str]]:
+        """The pair format of each scored stream (None: not known before ffmpeg runs)."""
+        return [self._pair_fmt(p) for p in self.plans]
+
+    @property
     def pair_fmt(self) -> Optional[str]:
         """The first scored stream's pair format (None: not known before ffmpeg runs)."""
         return next((f for f in map(self._pair_fmt, self.plans) if f), None)
@@ -352,7 +359,7 @@ class InlineBuild:
         fmt = self._pair_fmt(plan)
         if fmt:
             w, h = plan.ref_info.width, plan.ref_info.height
-            if self.luma_only and drops_chroma(fmt):
+            if self.streams[k].luma_of:
                 fmt += ",extractplanes=y"
             return (f"[{plan.ref_label}]format={fmt}[vqa_r{k}];"
                     f"[dec:{k}]scale={w}:{h}:flags={algo},format={fmt}[vqa_d{k}];"

@@ -654,7 +654,7 @@ class Session:
         if fmt is None:
             return
         chroma, depth = chroma_and_depth(fmt)
-        if built.luma_only and graphs.drops_chroma(fmt):
+        if any(s.luma_of == fmt for s in built.streams):
             chroma = "400"  # the frames will be luma only
         from vqa_core.warmup import start_warm_up
 
@@ -667,18 +667,15 @@ class Session:
     def _build(self, ff: Ffmpeg, tmp: str):
         if self.mode == "compare":
             built = graphs.build_compare(ff, self.reference, self.distorted, self.opts, tmp)
-            formats = [built.pair_fmt]
         else:
             ff.require_inline()
             cmd = parse_command(self.argv)
             built = graphs.build_inline(ff, cmd, self.opts)
-            formats = [built._pair_fmt(p) for p in built.plans]
         # metrics that read no chroma (the VMAF models, CAMBI, MS-SSIM): ffmpeg
         # sends the luma alone (the HTML report's frame images need colour)
         from vqa_core.engine import needs_chroma
         if not self.opts.html and not needs_chroma(self.metrics, self.models):
-            built.luma_only = True
-            for s, f in zip(built.streams, formats):
+            for s, f in zip(built.streams, built.stream_formats):
                 if graphs.drops_chroma(f):
                     s.luma_of = f
         return built

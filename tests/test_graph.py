@@ -4,7 +4,7 @@ import json
 import pytest
 
 from vqa_filter.ffmpeg import find_ffmpeg
-from vqa_filter.graph import build_compare
+from vqa_filter.graph import build_compare, drops_chroma
 from vqa_filter.session import Options
 
 from oracle import encode, make_clip, run_vqa
@@ -28,10 +28,7 @@ def test_a_y4m_in_another_format_is_converted_by_the_scale(clips, tmp_path):
 
 
 def _filters(t, ref, dis):
-    return _filters_of(build_compare(find_ffmpeg(), str(ref), str(dis), Options(), str(t)))
-
-
-def _filters_of(b):
+    b = build_compare(find_ffmpeg(), str(ref), str(dis), Options(), str(t))
     cmd = b.command(5, [(7, 9)])
     return cmd[cmd.index("-filter_complex") + 1]
 
@@ -92,14 +89,12 @@ def test_luma_only_when_no_metric_reads_chroma(clips):
     assert needs_chroma([], [load_model("vmaf_v1.0.16_3d0h")])  # speed_chroma
 
     b = build_compare(find_ffmpeg(), str(ref), str(dis_mp4), Options(), str(t))
-    b.luma_only = True
+    b.streams[0].luma_of = b.pair_fmt
     g = b.command(5, [(7, 9)])
     assert g[g.index("-filter_complex") + 1].count("extractplanes=y") == 2
     # pairs already gray, or of a depth y4m has no gray for, go as they are
-    b.pair_fmt = "gray"
-    assert "extractplanes" not in _filters_of(b)
-    b.pair_fmt = "yuv420p14le"
-    assert "extractplanes" not in _filters_of(b)
+    assert drops_chroma("yuv420p") and drops_chroma("yuv422p10le")
+    assert not drops_chroma("gray") and not drops_chroma("yuv420p14le")
 
     luma, recs = _report(t, "luma", "compare", "--metrics", "vmaf,ms_ssim", ref, dis_mp4)
     full, recs_full = _report(t, "full", "compare", "--metrics", "vmaf,ms_ssim,psnr", ref, dis_mp4)
