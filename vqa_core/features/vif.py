@@ -829,9 +829,17 @@ def _put_prod(p0, q0, p1, q1, w, o, high):
 
 
 @njit(**_JIT)
-def _ring_row(P, Q, r, w, ring, wide):
-    """The streams of padded rows r, r + 1 into slot r % n."""
-    _ring_streams(P[r], P[r + 1], Q[r], Q[r + 1], r % ring.shape[1], w, ring, wide)
+def _ring_row(P, Q, S, T, direct, r, half, h, w, ring, wide):
+    """The streams of padded rows r, r + 1 into slot r % n: from P, Q, or
+    with ``direct`` straight from the 8-bit input planes S (ref), T (dis),
+    the rows pad_rows would have put there (8-bit scale 0: no high halves)."""
+    k = r % ring.shape[1]
+    if direct:
+        a = _src_row(r, half, h)
+        b = _src_row(r + 1, half, h)
+        _ring_streams(S[a], S[b], T[a], T[b], k, w, ring, False)
+    else:
+        _ring_streams(P[r], P[r + 1], Q[r], Q[r + 1], k, w, ring, wide)
 
 
 @njit(inline="always", **_JIT)
@@ -844,16 +852,6 @@ def _src_row(r, half, h):
     if i > h - 1:
         i = 2 * (h - 1) - i
     return min(max(i, 0), h - 1)
-
-
-@njit(**_JIT)
-def _ring_row_src(S, T, r, half, h, w, ring):
-    """_ring_row of padded row r taken straight from the 8-bit input planes
-    S (ref), T (dis): the rows pad_rows would have put there (8-bit scale 0:
-    no high halves)."""
-    a = _src_row(r, half, h)
-    b = _src_row(r + 1, half, h)
-    _ring_streams(S[a], S[b], T[a], T[b], r % ring.shape[1], w, ring, False)
 
 
 @njit(inline="always", **_JIT)
@@ -1056,16 +1054,10 @@ def _vif_band(bd, c, P, Q, h, w, n, coef, rnd_mu, sh_mu, rnd_sq, sh_sq, egl, tab
     if i0 >= i1:
         return
     for r in range(i0, i0 + n - 1, 2):
-        if direct:
-            _ring_row_src(S, T, r, hf, h, w, rg)
-        else:
-            _ring_row(P, Q, r, w, rg, wide)
+        _ring_row(P, Q, S, T, direct, r, hf, h, w, rg, wide)
     e = pad + w
     for i in range(i0, i1, 2):
-        if direct:
-            _ring_row_src(S, T, i + n - 1, hf, h, w, rg)
-        else:
-            _ring_row(P, Q, i + n - 1, w, rg, wide)
+        _ring_row(P, Q, S, T, direct, i + n - 1, hf, h, w, rg, wide)
         t = i % n
         if n >= 9:
             # taps < 2^15: the horizontal sums with pmaddwd too; rows i
