@@ -246,6 +246,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if command:
             warmup.resume_gc()
+            # kernels this run called through Numba: add them to the native
+            # library in the background (vqa_core/_native.py)
+            from vqa_core import _native
+            _native.build_later()
 
 
 def _main(argv: List[str]) -> int:

@@ -288,8 +288,8 @@ class _Consumer(threading.Thread):
             self.s._q.put(("done", self))
 
     def _run(self) -> None:
-        from numba import config
-        most = max(1, config.NUMBA_NUM_THREADS)
+        from vqa_core.features._jit import num_threads
+        most = num_threads()
         self.result.threads = min(self.s.threads, most) if self.s.threads else most
         header = read_header(self.frames_fd)
         if not header:

@@ -20,7 +20,9 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
+from . import _native
 from .engine import EXTRACTOR_METRICS, Scorer
+from .features import _jit
 from .features.base import FeatureExtractor, FrameFormat
 from .features.registry import get_extractor
 
@@ -192,9 +194,16 @@ class _CompileWatch:
     miss); loads from the cache do not count."""
 
     def __init__(self, on_compile):
-        from numba.core import event
         self._fired = False
         self._on_compile = on_compile
+        self._listener = None
+        self._closed = False
+        # registered when Numba is activated (at once if it is already):
+        # nothing compiles before
+        _jit.on_activate(self._register)
+
+    def _register(self):
+        from numba.core import event
         watch = self
 
         class _Listener(event.Listener):
@@ -209,10 +218,16 @@ class _CompileWatch:
             def on_end(self, ev):
                 pass
 
+        if self._closed:
+            return
         self._listener = _Listener()
         event.register("numba:compile", self._listener)
 
     def close(self):
+        self._closed = True
+        _jit.cancel(self._register)
+        if self._listener is None:
+            return
         from numba.core import event
         try:
             event.unregister("numba:compile", self._listener)
@@ -404,18 +419,17 @@ def _import_numba() -> None:
                 del sys.modules[m]
 
 
-def preload() -> threading.Thread:
-    """Start importing Numba (about 0.25 s) in a daemon thread, so that it
-    overlaps with probing the inputs and starting ffmpeg, and make loading
-    cached kernels skip Numba's registries (:func:`_lazy_registries`) and
-    their LLVM bitcode (:func:`_lazy_linking_modules`).  The warm-up then
-    only loads the compiled code.  Numba's runtime is then
-    initialised in another thread (:func:`_init_runtime`).
-
-    Nothing may compile or load a kernel before this thread has ended
-    (``join()`` it): the patch must be in place first."""
-
-    def run():
+def prepare_numba() -> None:
+    """Import Numba and make loading cached kernels skip Numba's registries
+    (:func:`_lazy_registries`) and their LLVM bitcode
+    (:func:`_lazy_linking_modules`); Numba's runtime is then initialised in a
+    thread of its own (:func:`_init_runtime`).  Idempotent; a failure leaves
+    Numba's usual ways."""
+    global _prepared
+    with _prepare_lock:
+        if _prepared:
+            return
+        _prepared = True
         try:
             _import_numba()
             from numba.core.registry import cpu_target  # noqa: F401
@@ -424,6 +438,33 @@ def preload() -> threading.Thread:
             _plain_ndarray_typeof()
             threading.Thread(target=_init_runtime, name="vqa-nrt", daemon=True).start()
         except Exception:  # the warm-up loads the usual way
+            pass
+
+
+_prepared = False
+_prepare_lock = threading.Lock()
+# whoever activates Numba (vqa_core.features._jit) prepares it first
+_jit.on_activate(prepare_numba, before=True)
+
+
+def preload() -> threading.Thread:
+    """Get the kernels' code ready in a daemon thread, so that it overlaps
+    with probing the inputs and starting ffmpeg: with a native library for
+    this configuration (:mod:`vqa_core._native`), load it (Numba is then
+    imported only if a kernel is missing from it); else import Numba (about
+    0.25 s) and prepare it (:func:`prepare_numba`).  The warm-up then only
+    loads the compiled code.
+
+    Nothing may compile or load a kernel before this thread has ended
+    (``join()`` it): the patch must be in place first."""
+
+    def run():
+        try:
+            if _native.ready():
+                _native.load()
+            else:
+                prepare_numba()
+        except Exception:
             pass
 
     t = threading.Thread(target=run, name="vqa-preload", daemon=True)

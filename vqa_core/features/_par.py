@@ -34,23 +34,15 @@ loading a cached kernel that makes or views an array (``np.empty``,
 """
 from __future__ import annotations
 
-from numba import types
-from numba.extending import intrinsic
+from ._jit import intrinsic, lazy_module
+
+types = lazy_module("numba.core.types")
 
 #: threads one kernel call runs on (see the module's text)
 KERNEL_THREADS = 1
 
 #: bands per thread in the band kernels
 BANDS_PER_THREAD = 4
-
-
-def _no_nrt() -> dict:
-    """``{"_nrt": False}`` where this Numba has the option, else nothing."""
-    try:
-        from numba.core.cpu import CPUTargetOptions
-        return {"_nrt": False} if hasattr(CPUTargetOptions, "_nrt") else {}
-    except Exception:  # pragma: no cover - another Numba layout
-        return {}
 
 
 #: Numba options of the kernels of VIF, ADM and CAMBI: cached, without the
@@ -62,7 +54,7 @@ def _no_nrt() -> dict:
 #: 7.1-7.5; SSIM, MS-SSIM and motion unchanged, left as they were).  A
 #: kernel of these that made an array would not compile (the tests would
 #: say so).
-KERNEL = dict(cache=True, nogil=True, **_no_nrt())
+KERNEL = dict(cache=True, nogil=True, _nrt=False)
 
 
 def band_count(threads: int, rows: int, min_rows: int = 16) -> int:

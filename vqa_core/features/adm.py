@@ -84,13 +84,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
 
+from ._jit import intrinsic, lazy_module, njit
 from ._par import KERNEL, KERNEL_THREADS, band_count, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
+
+#: Numba's types and llvmlite's IR, imported when a kernel compiles
+types = lazy_module("numba.core.types")
+ir = lazy_module("llvmlite.ir")
 
 @intrinsic
 def _clz64(typingctx, x):

@@ -91,7 +91,7 @@ import math
 import os
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from ._par import KERNEL, KERNEL_THREADS, bits_f32, f32_bits
 from .base import FeatureExtractor, FrameFormat

@@ -59,7 +59,7 @@ in the same order in double precision, so the outputs equal libvmaf's.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from ._par import KERNEL_THREADS, band_count, noinline
 from .base import FeatureExtractor, FrameFormat

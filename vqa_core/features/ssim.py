@@ -34,7 +34,7 @@ shared with :mod:`vqa_core.features.ms_ssim`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from ._par import KERNEL_THREADS
 from .base import FeatureExtractor, FrameFormat

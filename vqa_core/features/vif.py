@@ -97,13 +97,15 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
 
+from ._jit import intrinsic, lazy_module, njit
 from ._par import KERNEL, KERNEL_THREADS, band_count, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
+
+#: Numba's types and llvmlite's IR, imported when a kernel compiles
+types = lazy_module("numba.core.types")
+ir = lazy_module("llvmlite.ir")
 
 # ---------------------------------------------------------------- constants
 
@@ -348,7 +350,7 @@ def _emit_log2q(builder, x, tdata, cubic):
 
 def _log2_cubic():
     """log2_cubics() where the statistic runs on AVX-512, else None (table)."""
-    return log2_cubics() if _SIMD == 512 else None
+    return log2_cubics() if _simd_mode() == 512 else None
 
 
 @intrinsic
@@ -546,9 +548,11 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
 # shifted squares v (uint32) are taken on their halves the same way:
 # (sum f v + 2^15) >> 16 = sum f hi + ((sum f lo + 2^15) >> 16).
 
+@functools.lru_cache(maxsize=None)
 def _simd_mode():
     """512 (AVX-512BW), 256 (AVX2) or 0 (portable IR) for the pmaddwd steps,
-    from the CPU numba compiles for."""
+    from the CPU numba compiles for (asked when a kernel compiles: it imports
+    Numba)."""
     try:
         from numba.core import config
         import llvmlite.binding as llvm
@@ -564,7 +568,6 @@ def _simd_mode():
     return 0
 
 
-_SIMD = _simd_mode()
 LANES = 16  # int32 results per _madd_step
 _NO_TAPS = FILTERS[3].astype(np.int64)
 
@@ -631,7 +634,7 @@ def _madd_sums(context, builder, rowsty, rows_v, j_v, taps):
         for t, (ce_v, co_v) in enumerate(taps):
             ce16 = builder.trunc(builder.extract_value(ce_v, k), i16)
             co16 = builder.trunc(builder.extract_value(co_v, k), i16)
-            accs[t] = builder.add(accs[t], _emit_madd(builder, _SIMD, v, ce16, co16))
+            accs[t] = builder.add(accs[t], _emit_madd(builder, _simd_mode(), v, ce16, co16))
     return accs
 
 
@@ -738,7 +741,7 @@ def _hsums(context, builder, arrty, row_v, b_v, ce_v, co_v, m):
             p = builder.bitcast(builder.gep(base, [ir.Constant(i64, 2 * k + par)]),
                                 v2.as_pointer())
             v = builder.load(p, align=2)
-            accs[par] = builder.add(accs[par], _emit_madd(builder, _SIMD, v, ce16, co16))
+            accs[par] = builder.add(accs[par], _emit_madd(builder, _simd_mode(), v, ce16, co16))
     return accs
 
 
