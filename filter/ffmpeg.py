@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .errors import FfmpegNotFound, FfmpegTooOld, ProbeError
 
@@ -84,6 +84,12 @@ def find_ffmpeg(explicit: Optional[str] = None) -> Ffmpeg:
             pass
     try:
         import imageio_ffmpeg
+        exe = _imageio_binary()
+        if exe:
+            try:
+                return _identify(exe)
+            except FfmpegNotFound:
+                pass
         return _identify(imageio_ffmpeg.get_ffmpeg_exe())
     except ImportError:
         pass
@@ -91,6 +97,24 @@ def find_ffmpeg(explicit: Optional[str] = None) -> Ffmpeg:
         raise FfmpegNotFound(f"no usable ffmpeg: {e}") from None
     raise FfmpegNotFound("no ffmpeg found: install imageio-ffmpeg, put ffmpeg 7+ on PATH, "
                          "or give --ffmpeg PATH")
+
+
+def _imageio_binary() -> Optional[str]:
+    """The binary imageio-ffmpeg ships (or its ``IMAGEIO_FFMPEG_EXE``), found
+    without running it: ``get_ffmpeg_exe()`` checks it with a ``-version``
+    run of its own (~12 ms of every start), which :func:`_identify` does
+    anyway.  None where imageio-ffmpeg is laid out otherwise (then
+    ``get_ffmpeg_exe()`` decides)."""
+    env = os.environ.get("IMAGEIO_FFMPEG_EXE")
+    if env:
+        return env
+    try:
+        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
+        from imageio_ffmpeg._utils import _get_bin_dir
+        exe = os.path.join(_get_bin_dir(), FNAME_PER_PLATFORM.get(get_platform(), ""))
+    except Exception:
+        return None
+    return exe if os.path.isfile(exe) else None
 
 
 def _resolve(p: str, where: str) -> str:
@@ -206,6 +230,36 @@ def probe(ff: Ffmpeg, url: str, input_options: List[str] = (), what: str = "inpu
         reason = _last_error(text, url) or "ffmpeg cannot read it"
         raise ProbeError(f"{what} {url} is not a media file ffmpeg can read: {reason}")
     return info
+
+
+def probe_all(ff: Ffmpeg, jobs: Sequence[Tuple[str, Sequence[str], str]]) -> List[MediaInfo]:
+    """:func:`probe` of each ``(url, input_options, what)``, side by side
+    (each is an ffmpeg process that mostly waits for its own start-up);
+    results in order, and the first failure in order is raised."""
+    if len(jobs) <= 1:
+        return [probe(ff, url, list(o), what) for url, o, what in jobs]
+    import threading
+    results: List[Optional[MediaInfo]] = [None] * len(jobs)
+    errors: List[Optional[BaseException]] = [None] * len(jobs)
+
+    def one(i: int) -> None:
+        url, o, what = jobs[i]
+        try:
+            results[i] = probe(ff, url, list(o), what)
+        except BaseException as e:  # raised below, in order
+            errors[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,), name="vqa-probe", daemon=True)
+               for i in range(1, len(jobs))]
+    for t in threads:
+        t.start()
+    one(0)
+    for t in threads:
+        t.join()
+    for e in errors:
+        if e is not None:
+            raise e
+    return results  # type: ignore[return-value]
 
 
 def _last_error(text: str, url: str) -> str:

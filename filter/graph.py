@@ -23,7 +23,7 @@ from vqa_core import FrameFormat
 
 from .argv import Command, OutputFile, graph_outputs, spec_matches
 from .errors import ProbeError, UsageError
-from .ffmpeg import Ffmpeg, MediaInfo, StreamInfo, probe, require_video
+from .ffmpeg import Ffmpeg, MediaInfo, StreamInfo, probe_all, require_video
 
 from .pixfmt import chroma_and_depth, frame_bytes, pair_format_for, parse_y4m_header
 
@@ -252,8 +252,7 @@ def _other_name(url: str) -> Optional[str]:
 def build_compare(ff: Ffmpeg, reference: str, distorted: str, opts, tmp: str) -> CompareBuild:
     if opts.scale_algo not in SCALE_ALGOS:
         raise UsageError(f"unknown --scale-algo {opts.scale_algo!r}; one of: {', '.join(SCALE_ALGOS)}")
-    ref_media = probe(ff, reference, what="reference")
-    dis_media = probe(ff, distorted, what="distorted")
+    ref_media, dis_media = probe_all(ff, [(reference, (), "reference"), (distorted, (), "distorted")])
     ref_info = require_video(ref_media, "reference")
     dis_info = require_video(dis_media, "distorted")
     if not ref_info.width or not ref_info.height:
@@ -392,13 +391,12 @@ def build_inline(ff: Ffmpeg, cmd: Command, opts) -> InlineBuild:
         raise UsageError("the ffmpeg command has no output file")
     if not cmd.inputs:
         raise UsageError("the ffmpeg command has no input (-i)")
-    probes: List[Optional[MediaInfo]] = []
-    for inp in cmd.inputs:
-        if _is_probeable(inp.url, inp):
-            pi = probe(ff, inp.url, inp.option_args(), what=f"input #{inp.index}")
-            probes.append(pi)
-        else:
-            probes.append(None)
+    probes: List[Optional[MediaInfo]] = [None] * len(cmd.inputs)
+    todo = [i for i, inp in enumerate(cmd.inputs) if _is_probeable(inp.url, inp)]
+    found = probe_all(ff, [(cmd.inputs[i].url, cmd.inputs[i].option_args(),
+                            f"input #{cmd.inputs[i].index}") for i in todo])
+    for i, info in zip(todo, found):
+        probes[i] = info
     gouts = {}
     for g in cmd.graphs:
         gouts.update(graph_outputs(g))

@@ -115,3 +115,37 @@ def test_inline_luma_only_scores_equal_compare(clips, tmp_path):
     assert inline["format"] == "160x96 420 8-bit (luma only)"
     comp, recs_c = _report(tmp_path, "comp", "compare", "--metrics", "vmaf", ref, out)
     assert [r["vmaf"] for r in recs] == [r["vmaf"] for r in recs_c] and len(recs) == 10
+
+
+def test_inputs_are_probed_side_by_side_in_order(clips, tmp_path):
+    """probe_all: results in the order asked; the first failure in that
+    order is the one raised, whichever process ends first."""
+    from vqa_filter.errors import ProbeError
+    from vqa_filter.ffmpeg import probe_all
+    t, ref, dis_mp4, _, small = clips
+    ff = find_ffmpeg()
+    infos = probe_all(ff, [(str(ref), (), "reference"), (str(dis_mp4), (), "distorted"),
+                           (str(small), (), "third")])
+    assert [i.url for i in infos] == [str(ref), str(dis_mp4), str(small)]
+    assert infos[1].video[0].codec == "h264" and infos[2].video[0].width == 80
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(ProbeError, match="reference .*junk.mp4"):
+        probe_all(ff, [(str(junk), (), "reference"), (str(tmp_path / "none.y4m"), (), "distorted")])
+    with pytest.raises(ProbeError, match="distorted not found"):
+        probe_all(ff, [(str(ref), (), "reference"), (str(tmp_path / "none.y4m"), (), "distorted")])
+
+
+def test_bundled_ffmpeg_is_found_without_its_own_version_run(monkeypatch):
+    """find_ffmpeg takes imageio-ffmpeg's binary without get_ffmpeg_exe()'s
+    own -version run (ours identifies it)."""
+    import imageio_ffmpeg
+    from vqa_filter import ffmpeg as F
+    monkeypatch.setenv("PATH", "")  # no ffmpeg on PATH: the bundled one
+    monkeypatch.delenv("VQA_FFMPEG", raising=False)
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe",
+                        lambda: pytest.fail("get_ffmpeg_exe() called"))
+    F._identify.cache_clear()
+    ff = F.find_ffmpeg()
+    assert ff.version_tuple is None or ff.version_tuple >= (7, 0)
+    assert F._imageio_binary() == ff.path
