@@ -133,6 +133,27 @@ def alternate(runs: Dict[str, Callable[[], float]], repeat: int) -> Dict[str, Li
     return out
 
 
+def warm(cmd: Sequence[str], env=None) -> None:
+    """Run ``cmd`` (a vqa command) until its kernels are all cached: Numba's
+    cache, then vqa's native library, which the command builds in the
+    background after a run that needed Numba (``vqa_core/_native.py``): its
+    build is waited for, and the command run again (a cold first run
+    compiles; the next, warm, one is what says which kernels to build)."""
+    from vqa_core import _native
+    for _ in range(2):
+        run(cmd, env=env)
+        _native.wait_for_builds()
+
+
+def native_state() -> str:
+    """How vqa's kernels are called in these runs (printed with the figures)."""
+    from vqa_core import _native
+    if not _native.enabled():
+        return "kernels: Numba (VQA_NATIVE=0)"
+    n = len(_native.read_manifest()["entries"])
+    return f"kernels: native library, {n} entries ({_native.folder()})"
+
+
 def best(times: List[float]) -> float:
     return min(times)
 

@@ -11,7 +11,10 @@ also an N-frame pair, alternating with the first, and the time each frame
 adds on either side ((t_N - t_n) / (N - n)): the throughput with the fixed
 costs (start-up) taken out.  Inputs are y4m so
 that decoding costs next to nothing on both sides.  Both sides use all cores
-(libvmaf: n_threads = cores).
+(libvmaf: n_threads = cores).  vqa's kernels run from its native kernel
+library (``vqa_core/_native.py``, built and waited for before the timed
+runs) unless ``VQA_NATIVE=0`` is set; ``--numba`` times a third side, vqa
+with ``VQA_NATIVE=0`` (Numba's way), in the same rounds.
 """
 import argparse
 import os
@@ -28,6 +31,8 @@ def main():
     ap.add_argument("--pix-fmt", default="yuv420p")
     ap.add_argument("--model", default="vmaf_v0.6.1")
     ap.add_argument("--metrics", default="vmaf", help="vmaf (the model) or psnr,ssim")
+    ap.add_argument("--numba", action="store_true",
+                    help="also time vqa with VQA_NATIVE=0 (its kernels through Numba)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--marginal", type=int, metavar="N", default=0,
                     help="also time an N-frame pair (generated like the first) and print the "
@@ -62,6 +67,9 @@ def main():
     ka = f"libvmaf {a.model}" if a.metrics == "vmaf" else f"ffmpeg {a.metrics}"
     print(f"pair: {ref.name} / {dis.name}, {n} frames, {threads} threads")
     runs = {kv: lambda: c.timed(vqa), ka: lambda: c.timed(anchor)}
+    if a.numba:
+        no_native = dict(os.environ, VQA_NATIVE="0")
+        runs[f"{kv} (Numba)"] = lambda: c.timed(vqa, env=no_native)
     if a.marginal:
         if a.marginal <= n:
             ap.error(f"--marginal must be more than the pair's {n} frames")
@@ -72,7 +80,8 @@ def main():
         print(f"and {ref_m.name} / {dis_m.name}, {m} frames")
         runs.update({f"{kv}, {m} fr": lambda: c.timed(vqa_m),
                      f"{ka}, {m} fr": lambda: c.timed(anchor_m)})
-    c.run(vqa)  # warm the JIT cache
+    c.warm(vqa)  # the JIT cache and the native library
+    print(c.native_state())
     times = c.alternate(runs, a.repeat)
     b = {k: c.best(v) for k, v in times.items()}
     if a.marginal:
@@ -83,6 +92,10 @@ def main():
         print(f"{v:<34} {b[v]:7.2f} s  {frames / b[v]:7.1f} fps")
         print(f"{an:<34} {b[an]:7.2f} s  {frames / b[an]:7.1f} fps")
         print(f"ratio at {frames} frames (anchor time / vqa time): {b[an] / b[v]:.2f}x")
+    if a.numba:
+        k = f"{kv} (Numba)"
+        print(f"{k:<34} {b[k]:7.2f} s  {n / b[k]:7.1f} fps; ratio {b[ka] / b[k]:.2f}x; "
+              f"native library / Numba: {b[kv] / b[k]:.3f}")
     if a.marginal:
         # the time each frame adds, start-up and other fixed costs taken out
         (v0, a0, _), (v1, a1, _) = pairs

@@ -45,7 +45,8 @@ def main():
     lv_pass = [ff, "-hide_banner", "-nostdin", "-i", out, "-i", src, "-lavfi",
                f"[0:v][1:v]libvmaf=model={model}:n_threads={threads}", "-f", "null", "-"]
     print(f"source: {src.name}, {c.frames_of(src)} frames, libx264 -preset {a.preset}, {threads} threads")
-    c.run(vqa)  # warm the JIT cache
+    c.warm(vqa)  # the JIT cache and the native library
+    print(c.native_state())
     times = c.alternate({
         "plain transcode": lambda: c.timed(plain),
         "vqa inline": lambda: c.timed(vqa),

@@ -66,8 +66,9 @@ def main():
     n = c.frames_of(ref)
     threads = os.cpu_count() or 1
     vqa = c.vqa_cmd() + ["compare", "-q", "--model", a.model, ref, dis]
-    c.run(c.vqa_cmd() + ["compare", "-q", "--model", a.model, c.source("3840x2160", 2, "yuv420p10le"),
-                         c.source("3840x2160", 2, "yuv420p10le")])  # warm the JIT cache
+    c.warm(c.vqa_cmd() + ["compare", "-q", "--model", a.model, c.source("3840x2160", 2, "yuv420p10le"),
+                          c.source("3840x2160", 2, "yuv420p10le")])  # the JIT cache, the native library
+    print(c.native_state())
     lv = [c.ffmpeg(), "-hide_banner", "-nostdin", "-i", dis, "-i", ref, "-lavfi",
           f"[0:v][1:v]libvmaf=model={c.esc('version=' + a.model)}:n_threads={threads}", "-f", "null", "-"]
     print(f"pair: {ref.name}, {n} frames")
