@@ -16,14 +16,28 @@ was scored); leaving early or an exception stops ffmpeg and waits for it.
 Window and alert records (``window=``, ``alert_below=``) carry a ``type`` key;
 frame records do not.
 """
+from __future__ import annotations
+
 from .errors import (FfmpegFailed, Interrupted, QualityGateFailed, ScoringFailed, UsageError,
                      VqaError)
-from .session import Options, Result, Session
 
 __version__ = "0.1.0"
 
+# Session, Options and Result come from .session when first asked for: it
+# imports NumPy and vqa_core (~0.1 s), which the command line starts in a
+# thread of its own while it probes the inputs (cli.py)
+_LAZY = ("Session", "Options", "Result")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import session
+        return getattr(session, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def _options(kw) -> Options:
+    from .session import Options
     o = Options()
     for k, v in kw.items():
         if not hasattr(o, k):
@@ -37,12 +51,14 @@ def compare(reference: str, distorted: str, **options) -> Session:
 
     Options as :class:`vqa_filter.session.Options` (metrics, log, report,
     ffmpeg, threads, scale_algo, quiet, ...)."""
+    from .session import Session
     options.setdefault("quiet", True)
     return Session(_options(options), "compare", reference=reference, distorted=distorted)
 
 
 def transcode(ffmpeg_args, **options) -> Session:
     """An inline session scoring the transcode ``ffmpeg *ffmpeg_args``."""
+    from .session import Session
     options.setdefault("quiet", True)
     return Session(_options(options), "transcode", argv=list(ffmpeg_args))
 

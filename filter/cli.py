@@ -217,12 +217,53 @@ def _options(ns) -> "Options":
                    log_format=ns.log_format)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    command = argv is None  # the command itself: a process of its own
-    if command:
+#: the command's thread importing NumPy, vqa_core and the session (see main)
+_heavy: Optional[threading.Thread] = None
+#: the command turned the garbage collector off (see main)
+_gc_paused = False
+
+
+def _import_heavy() -> None:
+    try:
         from vqa_core import warmup
         warmup.SKIP_OPTIONAL_IMPORTS = True
-        warmup.pause_gc()  # until the kernels are loaded
+        if _gc_paused:
+            warmup.adopt_gc_pause()  # the warm-up turns it back on
+        from . import session  # noqa: F401
+    except BaseException:  # the main thread's own import says what is wrong
+        pass
+
+
+def _prefetch(ffmpeg: Optional[str], jobs) -> None:
+    """The command only: find ffmpeg and probe the inputs while _heavy
+    imports (the probes are processes of their own: the import goes on
+    meanwhile); the session then uses the results.  Failures are left for
+    the session to meet and report, in its order."""
+    if _heavy is None:
+        return
+    try:
+        from .ffmpeg import find_ffmpeg, prefetch
+        prefetch(find_ffmpeg(ffmpeg), jobs)
+    except Exception:
+        pass
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """The command line.  As the command itself (``argv`` None: a process of
+    its own) it also turns the garbage collector off until the kernels are
+    loaded (see vqa_core.warmup.pause_gc), and imports NumPy, vqa_core and
+    the session (~0.1 s) in a thread while it finds ffmpeg and probes the
+    inputs (a compare; processes of their own, which leave the thread
+    Python's lock)."""
+    global _heavy, _gc_paused
+    command = argv is None
+    if command:
+        import gc
+        if gc.isenabled():
+            gc.disable()
+            _gc_paused = True
+        _heavy = threading.Thread(target=_import_heavy, name="vqa-imports", daemon=True)
+        _heavy.start()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _main(argv)
@@ -244,7 +285,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             pass
         return 1
     finally:
-        if command:
+        if command and _gc_paused:
+            from vqa_core import warmup
+            warmup.adopt_gc_pause()  # if _import_heavy had not
             warmup.resume_gc()
             # kernels this run called through Numba: add them to the native
             # library in the background (vqa_core/_native.py)
@@ -286,6 +329,7 @@ def _compare(args: List[str]) -> int:
         sys.stdout.write(HELP.format(metrics=", ".join(_metrics_list()), default=DEFAULT_METRICS))
         return 0
     ns = _parse(p, args)
+    _prefetch(ns.ffmpeg, [(ns.reference, (), "reference"), (ns.distorted, (), "distorted")])
     from .session import Session
     s = Session(_options(ns), "compare", reference=ns.reference, distorted=ns.distorted)
     return _run(s)

@@ -232,10 +232,30 @@ def probe(ff: Ffmpeg, url: str, input_options: List[str] = (), what: str = "inpu
     return info
 
 
+#: probes made ahead of the session (the command line's prefetch): (ffmpeg,
+#: url, input options, what) -> MediaInfo; each is used once
+_prefetched: dict = {}
+
+
+def prefetch(ff: Ffmpeg, jobs: Sequence[Tuple[str, Sequence[str], str]]) -> None:
+    """Probe ``jobs`` now for a :func:`probe_all` to come (the command line
+    does, while another thread imports NumPy and vqa_core); a failure is
+    left for that later call to meet and report."""
+    try:
+        for job, info in zip(jobs, probe_all(ff, jobs)):
+            _prefetched[(ff.path, job[0], tuple(job[1]), job[2])] = info
+    except Exception:
+        pass
+
+
 def probe_all(ff: Ffmpeg, jobs: Sequence[Tuple[str, Sequence[str], str]]) -> List[MediaInfo]:
     """:func:`probe` of each ``(url, input_options, what)``, side by side
     (each is an ffmpeg process that mostly waits for its own start-up);
     results in order, and the first failure in order is raised."""
+    if _prefetched:
+        found = [_prefetched.pop((ff.path, u, tuple(o), w), None) for u, o, w in jobs]
+        if all(found):
+            return found  # type: ignore[return-value]
     if len(jobs) <= 1:
         return [probe(ff, url, list(o), what) for url, o, what in jobs]
     import threading

@@ -149,3 +149,24 @@ def test_bundled_ffmpeg_is_found_without_its_own_version_run(monkeypatch):
     ff = F.find_ffmpeg()
     assert ff.version_tuple is None or ff.version_tuple >= (7, 0)
     assert F._imageio_binary() == ff.path
+
+
+def test_prefetched_probes_are_used_once_and_failures_left_for_later(clips, tmp_path, monkeypatch):
+    """The command probes while it imports (cli._prefetch): the session's
+    probe_all then takes those results, once, without running ffmpeg."""
+    from vqa_filter import ffmpeg as F
+    from vqa_filter.errors import ProbeError
+    t, ref, dis_mp4, _, _ = clips
+    ff = find_ffmpeg()
+    jobs = [(str(ref), (), "reference"), (str(dis_mp4), (), "distorted")]
+    F.prefetch(ff, jobs)
+    calls = []
+    real_run = F.subprocess.run
+    monkeypatch.setattr(F.subprocess, "run", lambda *a, **k: (calls.append(a), real_run(*a, **k))[1])
+    first = F.probe_all(ff, jobs)
+    assert calls == [] and first[1].video[0].codec == "h264"
+    again = F.probe_all(ff, jobs)  # used once: probed again
+    assert len(calls) == 2 and again[0].video[0].width == first[0].video[0].width
+    F.prefetch(ff, [(str(tmp_path / "none.y4m"), (), "reference")])  # no exception here
+    with pytest.raises(ProbeError, match="reference not found"):
+        F.probe_all(ff, [(str(tmp_path / "none.y4m"), (), "reference")])

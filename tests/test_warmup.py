@@ -409,12 +409,16 @@ def test_pause_gc_leaves_a_collector_it_did_not_stop_alone():
     r = subprocess.run([sys.executable, "-c",
                         "import gc, sys; sys.argv = ['vqa', '--version']\n"
                         "from vqa_filter import cli\n"
-                        "import vqa_core.warmup as w\n"
-                        "orig = w.pause_gc\n"
-                        "w.pause_gc = lambda: (orig(), print('paused', gc.isenabled()))\n"
+                        "orig = cli._main\n"
+                        "cli._main = lambda a: (print('paused', not gc.isenabled()), orig(a))[1]\n"
                         "cli.main()\n"
-                        "print('after', gc.isenabled())"],
+                        "print('after', gc.isenabled())\n"
+                        "cli.main(['--version'])\n"
+                        "gc.disable()  # someone else's choice: the command leaves it\n"
+                        "cli._gc_paused = False\n"
+                        "cli.main()\n"
+                        "print('left', gc.isenabled())\n"],
                        capture_output=True, text=True, timeout=120)
-    lines = r.stdout.splitlines()
-    assert r.returncode == 0 and lines[0] == "paused False" and lines[-1] == "after True", \
-        r.stdout + r.stderr
+    lines = [x for x in r.stdout.splitlines() if not x.startswith("vqa ")]
+    assert r.returncode == 0 and lines == ["paused True", "after True", "paused False",
+                                           "paused True", "left False"], r.stdout + r.stderr

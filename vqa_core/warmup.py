@@ -489,6 +489,15 @@ def pause_gc() -> None:
         _gc_paused = True
 
 
+def adopt_gc_pause() -> None:
+    """Take over a pause of the collector that the command line made before
+    this module could be imported: :func:`resume_gc` ends it."""
+    global _gc_paused
+    import gc
+    if not gc.isenabled():
+        _gc_paused = True
+
+
 def resume_gc() -> None:
     """Undo :func:`pause_gc` (nothing if it did not turn the collector off)."""
     global _gc_paused
