@@ -95,6 +95,7 @@ def main():
     n = len(refs)
     print(f"pair: {ref_path.name} / {dis_path.name}, {n} frames in memory, "
           f"one thread per frame, best of {a.repeat}")
+    print(c.native_state())  # what a kernel call runs: the native library or Numba
 
     models = [load_model_spec(m) for m in MODELS]
     specs = [(m, {}) for m in METRICS]

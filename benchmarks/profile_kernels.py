@@ -95,7 +95,8 @@ def main():
     if not os.environ.get("VQA_PROFILE_CHILD"):
         # compile in a fresh cache: only code compiled here has symbols
         with tempfile.TemporaryDirectory() as d:
-            env = dict(os.environ, NUMBA_CACHE_DIR=d, VQA_PROFILE_CHILD="1")
+            env = dict(os.environ, NUMBA_CACHE_DIR=d, VQA_PROFILE_CHILD="1",
+                       VQA_NATIVE="0")  # Numba's JIT code, named by the perf map
             sys.exit(subprocess.call([sys.executable] + sys.argv, env=env))
     import kernels
     from vqa_core.features.registry import get_extractor
