@@ -111,6 +111,11 @@ options (before "ffmpeg" in the inline form):
 
 exit status: ffmpeg's in the inline form; 1 when vqa fails, 2 for a usage error,
 3 when --fail-below fails (ffmpeg's own failure wins), 130 after Ctrl-C. Every frame scored before a failure is in --log and --report.
+
+kernels: compiled by Numba on first use (cached); after a run that needed Numba,
+vqa builds a native library of them in the background (a C compiler, Linux) that
+later runs load instead: ~0.1 s quicker to start. VQA_NATIVE=0 turns that off;
+VQA_NATIVE_DIR sets its folder (default ~/.cache/vqa/native).
 """
 
 _VALUE_OPTS = {"--metrics", "--log", "--report", "--ffmpeg", "--ffmpeg-nice", "--threads", "--scale-algo",
