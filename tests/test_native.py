@@ -202,3 +202,20 @@ def test_vmaf_run_native_equals_numba_and_imports_no_numba(small_pair, tmp_path)
                        text=True, cwd=ROOT, env=_env(lib, VQA_NATIVE="0"))
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [0, True]
     assert log3.read_text().splitlines() == a
+
+
+def test_status_and_wait_commands(native_dir):
+    assert _native.build([{"kernel": MOTION, "args": MOTION_SPEC, "ret": "i"}], block=True) == (1, 0)
+    env = _env(native_dir)
+    r = subprocess.run([sys.executable, "-m", "vqa_core._native", "status"], capture_output=True,
+                       text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0 and "1 kernel entries, 0 failed" in r.stdout, r.stdout + r.stderr
+    assert f"{MOTION}(a:uint8:2, a:uint8:2, i, a:int64:1, i) -> i" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "vqa_core._native", "wait"], cwd=ROOT, env=env)
+    assert r.returncode == 0
+    r = subprocess.run([sys.executable, "-m", "vqa_core._native", "status"], capture_output=True,
+                       text=True, cwd=ROOT, env=dict(env, VQA_NATIVE="0"))
+    assert r.stdout.startswith("native kernel library: off")
+    r = subprocess.run([sys.executable, "-m", "vqa_core._native"], capture_output=True,
+                       text=True, cwd=ROOT, env=env)
+    assert r.returncode == 2 and r.stderr.startswith("usage:")

@@ -622,11 +622,35 @@ def _prune() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def main(argv: Sequence[str]) -> int:  # pragma: no cover - a process of its own
+USAGE = """usage: python -m vqa_core._native status|wait|build JSON [--wait]
+
+  status   this configuration's library: its folder and kernels
+  wait     wait for builds of it to end (e.g. before an image layer is
+           committed, after a first vqa run made one)
+  build    build the entries JSON names (what a vqa command starts)
+"""
+
+
+def main(argv: Sequence[str]) -> int:
     if len(argv) >= 2 and argv[0] == "build":
         build(json.loads(argv[1]), block="--wait" in argv[2:])
         return 0
-    print("usage: python -m vqa_core._native build JSON [--wait]", file=sys.stderr)
+    if argv[:1] == ["wait"]:
+        return 0 if wait_for_builds() else 1
+    if argv[:1] == ["status"]:
+        if not enabled():
+            print("native kernel library: off (VQA_NATIVE=0, or not Linux x86-64/aarch64)")
+            return 0
+        m = read_manifest()
+        print(f"native kernel library: {folder()}")
+        print(f"{len(m['entries'])} kernel entries, {len(m.get('failed', []))} failed"
+              f"{', a build is pending' if _pending() else ''}")
+        for e in m["entries"]:
+            print(f"  {e['kernel']}({', '.join(e['args'])}) -> {e['ret']}")
+        for k, err in m.get("errors", {}).items():
+            print(f"  failed: {k}: {err.splitlines()[0] if err else ''}")
+        return 0
+    sys.stderr.write(USAGE)
     return 2
 
 
