@@ -18,8 +18,13 @@ frame records do not.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import (FfmpegFailed, Interrupted, QualityGateFailed, ScoringFailed, UsageError,
                      VqaError)
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__)
+    from .session import Options, Result, Session  # noqa: F401
 
 __version__ = "0.1.0"
 
