@@ -430,26 +430,9 @@ _STUBBED = {"numba_gil_ensure", "numba_gil_release", "numba_do_raise", "numba_un
 def elf_undefined_symbols(obj: bytes) -> Optional[set]:
     """The names an ELF64 little-endian relocatable object needs from
     elsewhere, or None if ``obj`` is not one."""
-    import struct
-    if obj[:4] != b"\x7fELF" or obj[4] != 2 or obj[5] != 1:
-        return None
-    (shoff,) = struct.unpack_from("<Q", obj, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
-    if shnum == 0 or shentsize != 64:
-        return None
-    names = set()
-    for i in range(shnum):
-        off = shoff + 64 * i
-        if struct.unpack_from("<I", obj, off + 4)[0] != 2:  # SHT_SYMTAB
-            continue
-        start, size, link = struct.unpack_from("<QQI", obj, off + 24)
-        (strtab,) = struct.unpack_from("<Q", obj, shoff + 64 * link + 24)
-        for name, info, _, shndx, _, _ in struct.iter_unpack("<IBBHQQ", obj[start:start + size]):
-            if shndx != 0 or name == 0:
-                continue
-            a = strtab + name
-            names.add(obj[a:obj.index(b"\0", a)].decode())
-    return names
+    from . import _elf
+    syms = _elf.symbols(obj)
+    return None if syms is None else {n for n, _, shndx in syms if shndx == 0}
 
 
 def _wrapper_source(args: Sequence[str], ret: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from . import _native
+from . import _elf, _native
 from .engine import EXTRACTOR_METRICS, Scorer
 from .features import _jit
 from .features.base import FeatureExtractor, FrameFormat
@@ -305,25 +304,10 @@ def elf_defined_symbols(obj: bytes):
     """The names of the symbols an ELF64 little-endian relocatable object
     defines (functions, data; not section or file symbols), or None if
     ``obj`` is not one."""
-    if obj[:4] != b"\x7fELF" or obj[4] != 2 or obj[5] != 1:
+    syms = _elf.symbols(obj)
+    if syms is None:
         return None
-    (shoff,) = struct.unpack_from("<Q", obj, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
-    if shnum == 0 or shentsize != 64:  # extended section numbering: not handled
-        return None
-    names = set()
-    for i in range(shnum):
-        off = shoff + 64 * i
-        if struct.unpack_from("<I", obj, off + 4)[0] != 2:  # SHT_SYMTAB
-            continue
-        start, size, link = struct.unpack_from("<QQI", obj, off + 24)
-        (strtab,) = struct.unpack_from("<Q", obj, shoff + 64 * link + 24)
-        for name, info, _, shndx, _, _ in struct.iter_unpack("<IBBHQQ", obj[start:start + size]):
-            if shndx == 0 or name == 0 or (info & 0xF) in (3, 4):  # undefined, section, file
-                continue
-            a = strtab + name
-            names.add(obj[a:obj.index(b"\0", a)].decode())
-    return names
+    return {n for n, kind, shndx in syms if shndx != 0 and kind not in _elf.SECTION_OR_FILE}
 
 
 def _lazy_linking_modules() -> None:
