@@ -71,7 +71,11 @@ def test_spec_of_numba_signatures():
     assert _native.spec_of(types.none(types.Array(types.uint8, 2, "A"))) is None
     assert _native.spec_of(types.none(types.Array(types.uint8, 2, "C", readonly=True))) is None
     assert _native.spec_of(types.none(types.int32)) is None
-    assert _native.spec_of(types.UniTuple(types.int64, 2)(types.int64)) is None
+    # tuples of scalars come back through int64 and float64 slots
+    assert _native.spec_of(types.UniTuple(types.float32, 4)(arr)) == (["a:uint8:2"], "T:ssss")
+    mixed = types.Tuple((types.int64, types.float64, types.boolean))
+    assert _native.spec_of(mixed(types.int64)) == (["i"], "T:ifb")
+    assert _native.spec_of(types.Tuple((types.int64, arr))(types.int64)) is None
 
 
 def _frames(h=72, w=90, seed=1):
@@ -112,9 +116,19 @@ def test_kernel_proxy_falls_back_to_numba(native_dir, tmp_path, monkeypatch):
     mod.write_text(textwrap.dedent("""
         from vqa_core.features._jit import njit
 
+        import numpy as np
+
         @njit(cache=False)
         def div(a, b):
             return a // b
+
+        @njit(cache=False)
+        def stats(x, scale):
+            s = np.float32(0)
+            for i in range(x.shape[0]):
+                for j in range(x.shape[1]):
+                    s += np.float32(x[i, j])
+            return x.shape[0] * x.shape[1], s * np.float32(scale), s > 100, scale * 0.5
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     import vqa_native_probe as probe
@@ -124,6 +138,15 @@ def test_kernel_proxy_falls_back_to_numba(native_dir, tmp_path, monkeypatch):
     assert call(7, 2) == 3 and call(-7, 2) == -4
     with pytest.raises(_jit._Miss):  # the kernel raised: Numba will say what
         call(7, 0)
+    # a tuple of an int, a float32, a bool and a float64
+    stats = "vqa_native_probe.stats"
+    spec = ["a:uint16:2", "f"]
+    assert _native.build([{"kernel": stats, "args": spec, "ret": "T:isbf"}], block=True) == (1, 0)
+    (tcall,) = _native._load()[stats]
+    x = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    for scale in (0.3, 25.0):
+        got, want = tcall(x, scale), probe.stats(x, scale)
+        assert got == want and [type(v) for v in got] == [int, float, bool, float]
     k = _jit.Kernel(probe.div.py_func, {"cache": False})
     k.natives, k._looked = (call,), True
     assert k(9, 4) == 2
@@ -219,3 +242,25 @@ def test_status_and_wait_commands(native_dir):
     r = subprocess.run([sys.executable, "-m", "vqa_core._native"], capture_output=True,
                        text=True, cwd=ROOT, env=env)
     assert r.returncode == 2 and r.stderr.startswith("usage:")
+
+
+def test_kernel_needing_numba_helpers_stays_on_numba(native_dir, tmp_path, monkeypatch):
+    """Code that calls into Numba's C helpers (here ravel's reshape) cannot
+    load without Numba: the build says so and the kernel stays Numba's."""
+    (tmp_path / "vqa_native_probe3.py").write_text(textwrap.dedent("""
+        from vqa_core.features._jit import njit
+
+        @njit(cache=False)
+        def total(x):
+            s = 0
+            for v in x.ravel():
+                s += v
+            return s
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import vqa_native_probe3  # noqa: F401
+    entry = {"kernel": "vqa_native_probe3.total", "args": ["a:int64:2"], "ret": "i"}
+    assert _native.build([entry], block=True) == (0, 1)
+    err = _native.read_manifest()["errors"][_native._key(entry)]
+    assert err.startswith("needs numba_"), err
+    assert "vqa_native_probe3.total" not in _native._load()

@@ -176,21 +176,31 @@ def spec_of(sig) -> Optional[Tuple[List[str], str]]:
             args.append(_SCALARS[str(a)])
         else:
             return None
-    ret = _RETURNS.get(str(sig.return_type))
+    rt = sig.return_type
+    ret = _RETURNS.get(str(rt))
+    if ret is None and isinstance(getattr(rt, "types", None), tuple) and 0 < len(rt.types) <= 16:
+        kinds = [_SCALARS.get(str(t)) for t in rt.types]
+        if all(kinds):
+            ret = "T:" + "".join(kinds)  # a tuple of scalars
     if ret is None:
         return None
     return args, ret
 
 
 def _ctype(args: Sequence[str], ret: str) -> str:
+    """The entry's C type: the arguments (an array as its data pointer and
+    shape), a tuple's outputs (int64 and double slots), the status."""
     ps = []
     for a in args:
         if a.startswith("a:"):
             ps += ["void *"] + ["int64_t"] * int(a.split(":")[2])
         else:
             ps.append(_C_SCALAR[a])
+    if ret.startswith("T:"):
+        ps += ["void *", "void *"]
     ps.append("int64_t *")
-    return f"{_C_SCALAR[ret]}(*)({', '.join(ps)})"
+    r = "void" if ret.startswith("T:") else _C_SCALAR[ret]
+    return f"{r}(*)({', '.join(ps)})"
 
 
 def _make_caller(fp, args: Sequence[str], ret: str, ffi):
@@ -228,9 +238,21 @@ def _make_caller(fp, args: Sequence[str], ret: str, ffi):
             body.append(f"if {x}.__class__ is not _bool and {x}.__class__ is not _b: raise _Miss")
             cargs.append(f"(1 if {x} else 0)")
     body.append("st = _new(_ST)")
-    body.append(f"r = _fp({', '.join(cargs + ['st'])})")
-    body.append("if st[0]: raise _Miss")  # the kernel raised: Numba says what
-    body.append({"v": "return None", "b": "return r != 0"}.get(ret, "return r"))
+    if ret.startswith("T:"):
+        kinds = ret[2:]
+        env["_TI"] = ffi.typeof(f"int64_t[{len(kinds)}]")
+        env["_TF"] = ffi.typeof(f"double[{len(kinds)}]")
+        body.append("ti = _new(_TI)")
+        body.append("tf = _new(_TF)")
+        body.append(f"_fp({', '.join(cargs + ['ti', 'tf', 'st'])})")
+        body.append("if st[0]: raise _Miss")
+        items = [f"tf[{k}]" if c in "fs" else f"ti[{k}] != 0" if c == "b" else f"ti[{k}]"
+                 for k, c in enumerate(kinds)]
+        body.append(f"return ({', '.join(items)},)")
+    else:
+        body.append(f"r = _fp({', '.join(cargs + ['st'])})")
+        body.append("if st[0]: raise _Miss")  # the kernel raised: Numba says what
+        body.append({"v": "return None", "b": "return r != 0"}.get(ret, "return r"))
     src = f"def call({', '.join(names)}):\n" + "".join(f"    {line}\n" for line in body)
     exec(compile(src, "<vqa native caller>", "exec"), env)
     return env["call"]
@@ -447,9 +469,16 @@ def _wrapper_source(args: Sequence[str], ret: str) -> str:
         else:
             params.append(f"x{i}")
             call.append(f"x{i} != 0" if a == "b" else f"x{i}")
+    tup = ret.startswith("T:")
+    if tup:  # the items into int64 (ints, bools) and float64 (floats) slots
+        params += ["ti", "tf"]
     params.append("st")
-    fail = "return" if ret == "v" else "return 0"
-    done = {"v": "return", "b": "return 1 if r else 0"}.get(ret, "return r")
+    fail = "return" if ret == "v" or tup else "return 0"
+    done = [{"v": "return", "b": "return 1 if r else 0"}.get(ret, "return r")]
+    if tup:
+        done = [f"tf[{k}] = r[{k}]" if c in "fs" else
+                f"ti[{k}] = 1 if r[{k}] else 0" if c == "b" else f"ti[{k}] = r[{k}]"
+                for k, c in enumerate(ret[2:])] + ["return"]
     if len(call) <= 16:
         invoke = [f"r = K({', '.join(call)})"]
     else:
@@ -460,7 +489,7 @@ def _wrapper_source(args: Sequence[str], ret: str) -> str:
         invoke = [f"t{j} = ({', '.join(p)},)" for j, p in enumerate(parts)]
         invoke.append(f"r = K(*({' + '.join(f't{j}' for j in range(len(parts)))}))")
     body = lines + ["try:"] + [f"    {x}" for x in invoke] + [
-        "except Exception:", "    st[0] = 1", f"    {fail}", "st[0] = 0", done]
+        "except Exception:", "    st[0] = 1", f"    {fail}", "st[0] = 0"] + done
     return f"def wrapper({', '.join(params)}):\n" + "".join(f"    {x}\n" for x in body)
 
 
@@ -474,9 +503,12 @@ def _numba_sig(args: Sequence[str], ret: str):
         else:
             ps.append({"i": types.int64, "f": types.float64, "s": types.float32,
                        "b": types.int64}[a])
+    if ret.startswith("T:"):
+        ps += [types.CPointer(types.int64), types.CPointer(types.float64)]
     ps.append(types.CPointer(types.int64))
-    r = {"v": types.void, "i": types.int64, "f": types.float64, "s": types.float32,
-         "b": types.int64}[ret]
+    r = types.void if ret.startswith("T:") else {
+        "v": types.void, "i": types.int64, "f": types.float64, "s": types.float32,
+        "b": types.int64}[ret]
     return r(*ps)
 
 
