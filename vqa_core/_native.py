@@ -314,11 +314,10 @@ def wanted() -> List[dict]:
     """What this process called from Python through Numba and the library
     could take: ``{"kernel", "args", "ret"}`` for each kernel and signature.
 
-    Those are the kernels called through their proxy
-    (:data:`~vqa_core.features._jit.used`), and those loaded from Numba's
-    cache: a warm run loads only what Python calls (a kernel's callees are
-    in its cached code); a cold run compiles the callees too, so its other
-    kernels wait for the next run."""
+    Those are the kernels of :data:`~vqa_core.features._jit.used` (the
+    dispatchers note Python's calls: see ``_jit._watch``), and, should that
+    note be missing, those loaded from Numba's cache (a warm run loads only
+    what Python calls: a kernel's callees are in its cached code)."""
     from .features import _jit
     out = []
     for name, k in sorted(_jit.kernels.items()):

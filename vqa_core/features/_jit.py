@@ -33,8 +33,9 @@ _pending: List["_Lazy"] = []
 #: called (in order) by activate() before the dispatchers are made, and after
 _before: List[Callable[[], None]] = []
 _after: List[Callable[[], None]] = []
-#: kernels called from Python through Numba's dispatcher (by their proxy)
-used: Dict[str, "Kernel"] = {}
+#: kernels called from Python through Numba: {module.name: Kernel or
+#: dispatcher} (see _watch); what a native library build would add
+used: Dict[str, object] = {}
 #: every kernel decorated here: {module.name: Kernel or Numba's dispatcher}
 kernels: Dict[str, object] = {}
 
@@ -127,7 +128,7 @@ class Kernel(_Lazy):
         self._looked = False
 
     def _make(self):
-        self.real = _numba_njit(self.options)(self.py_func)
+        self.real = _watch(self.name, _numba_njit(self.options)(self.py_func))
 
     def __call__(self, *args):
         if not self._looked:
@@ -164,6 +165,24 @@ class Intrinsic(_Lazy):
         self.real = _intrinsic(self.py_func)
 
 
+def _watch(name: str, dispatcher):
+    """Note in :data:`used` when Python calls ``dispatcher`` with argument
+    types it has no code for yet: Numba's dispatcher then calls its
+    ``_compile_for_args`` (to load or compile); a kernel compiled as another
+    kernel's callee goes through ``compile`` alone.  So :data:`used` holds
+    the kernels Python calls, on a cold cache as on a warm one."""
+    orig = getattr(dispatcher, "_compile_for_args", None)
+    if orig is None:  # pragma: no cover - another Numba layout
+        return dispatcher
+
+    def _compile_for_args(*args, **kws):
+        used[name] = dispatcher
+        return orig(*args, **kws)
+
+    dispatcher._compile_for_args = _compile_for_args
+    return dispatcher
+
+
 def _numba_njit(options: dict):
     """Numba's njit with ``options``, less ``_nrt`` where this Numba lacks
     that option."""
@@ -185,7 +204,7 @@ def njit(*args, **options):
         with _lock:
             name = f"{fn.__module__}.{fn.__qualname__}"
             if _active:
-                k = _numba_njit(options)(fn)
+                k = _watch(name, _numba_njit(options)(fn))
             else:
                 k = Kernel(fn, options)
                 _pending.append(k)
