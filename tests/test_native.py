@@ -286,3 +286,13 @@ def test_python_calls_are_noted_not_callees(tmp_path, monkeypatch):
     assert "vqa_native_probe4.inner" not in _jit.used
     want = [e for e in _native.wanted() if e["kernel"].startswith("vqa_native_probe4.")]
     assert want == [{"kernel": "vqa_native_probe4.outer", "args": ["i"], "ret": "i"}]
+
+
+def test_stale_build_markers_are_not_waited_for(native_dir):
+    """A marker left by a build that died (its number now another process's,
+    or no process's) does not make wait_for_builds wait."""
+    os.makedirs(_native.folder(), exist_ok=True)
+    for pid in (os.getpid(), 4194303):  # this test process: alive, not a build
+        open(os.path.join(_native.folder(), f".pending-{pid}"), "w").close()
+    assert _native.wait_for_builds(timeout=5)
+    assert not [n for n in os.listdir(_native.folder()) if n.startswith(".pending-")]

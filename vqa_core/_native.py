@@ -399,17 +399,24 @@ def _pending() -> List[str]:
         return []
     alive = []
     for n in names:
+        if _is_builder(n.split("-", 1)[1]):
+            alive.append(n)
+            continue
         try:
-            os.kill(int(n.split("-", 1)[1]), 0)
-            alive.append(n)
-        except (ValueError, ProcessLookupError):
-            try:
-                os.unlink(os.path.join(folder(), n))
-            except OSError:
-                pass
-        except PermissionError:
-            alive.append(n)
+            os.unlink(os.path.join(folder(), n))
+        except OSError:
+            pass
     return alive
+
+
+def _is_builder(pid: str) -> bool:
+    """Process ``pid`` is alive and a build of this module (not another
+    process that got a dead builder's number)."""
+    try:
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
+            return b"vqa_core._native" in f.read()
+    except (ValueError, OSError):
+        return False
 
 
 def wait_for_builds(timeout: float = 600.0) -> bool:
