@@ -296,3 +296,20 @@ def test_stale_build_markers_are_not_waited_for(native_dir):
         open(os.path.join(_native.folder(), f".pending-{pid}"), "w").close()
     assert _native.wait_for_builds(timeout=5)
     assert not [n for n in os.listdir(_native.folder()) if n.startswith(".pending-")]
+
+
+def test_prepare_builds_without_a_video(small_pair, tmp_path):
+    """`prepare` runs the kernels on synthetic frames and builds them: the
+    first real run of those metrics is already native."""
+    t, ref, dis = small_pair
+    lib = tmp_path / "native"
+    r = subprocess.run([sys.executable, "-m", "vqa_core._native", "prepare", "--metrics", "psnr"],
+                       capture_output=True, text=True, cwd=ROOT, env=_env(lib))
+    assert r.returncode == 0 and "entries built, 0 failed" in r.stdout, r.stdout + r.stderr
+    args = ["compare", "-q", "--metrics", "psnr", "--log", str(tmp_path / "p.jsonl"), str(ref), str(dis)]
+    r = subprocess.run([sys.executable, "-c", _RUN, json.dumps(args)], capture_output=True,
+                       text=True, cwd=ROOT, env=_env(lib))
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [0, False], r.stderr
+    r = subprocess.run([sys.executable, "-m", "vqa_core._native", "prepare", "--model", "no_such_model"],
+                       capture_output=True, text=True, cwd=ROOT, env=_env(lib))
+    assert r.returncode == 2 and r.stderr.startswith("prepare:"), r.stderr

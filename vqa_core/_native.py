@@ -643,13 +643,36 @@ def _prune() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-USAGE = """usage: python -m vqa_core._native status|wait|build JSON [--wait]
+USAGE = """usage: python -m vqa_core._native status|wait|prepare|build
 
   status   this configuration's library: its folder and kernels
   wait     wait for builds of it to end (e.g. before an image layer is
            committed, after a first vqa run made one)
-  build    build the entries JSON names (what a vqa command starts)
+  prepare [--model NAME]... [--metrics M,M] [--bit-depth N]...
+           build now, without a video, what runs of these models
+           (default vmaf_v0.6.1) and metrics at these bit depths (default
+           8) call: each is run on small synthetic frames, as vqa's
+           warm-up does (compiling first on a cold Numba cache)
+  build JSON [--wait]
+           build the entries JSON names (what a vqa command starts)
 """
+
+
+def prepare(models: Sequence[str] = ("vmaf_v0.6.1",), metrics: Sequence[str] = (),
+            depths: Sequence[int] = (8,)) -> Tuple[int, int]:
+    """Run the kernels of ``models`` and ``metrics`` at ``depths`` on
+    synthetic frames (vqa_core.warmup) and build what they called through
+    Numba; returns (built, failed)."""
+    from .features import _jit
+    from .models import load_model
+    from .warmup import warm_up
+    _jit.activate()
+    loaded = [load_model(m) for m in models]
+    for depth in depths:
+        # the luma-only layout of VMAF runs, and 4:2:0 for chroma metrics
+        for chroma in ("400", "420"):
+            warm_up(chroma, depth, list(metrics), loaded)
+    return build(wanted(), block=True)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -658,6 +681,26 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if argv[:1] == ["wait"]:
         return 0 if wait_for_builds() else 1
+    if argv[:1] == ["prepare"]:
+        import argparse
+        p = argparse.ArgumentParser(prog="python -m vqa_core._native prepare")
+        p.add_argument("--model", action="append", default=[])
+        p.add_argument("--metrics", default="")
+        p.add_argument("--bit-depth", action="append", type=int, default=[])
+        ns = p.parse_args(argv[1:])
+        if not enabled():
+            sys.stderr.write("native kernel library: off (VQA_NATIVE=0, or not Linux x86-64/aarch64)\n")
+            return 1
+        metrics = [m for m in ns.metrics.split(",") if m]
+        models = ns.model or ([] if metrics else ["vmaf_v0.6.1"])
+        try:
+            built, failed = prepare(models, metrics, ns.bit_depth or [8])
+        except (ValueError, KeyError, OSError) as e:
+            sys.stderr.write(f"prepare: {e}\n")
+            return 2
+        print(f"native kernel library: {folder()}: {built} entries built, {failed} failed "
+              f"({len(read_manifest()['entries'])} in all)")
+        return 1 if failed else 0
     if argv[:1] == ["status"]:
         if not enabled():
             print("native kernel library: off (VQA_NATIVE=0, or not Linux x86-64/aarch64)")
