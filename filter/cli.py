@@ -115,7 +115,8 @@ exit status: ffmpeg's in the inline form; 1 when vqa fails, 2 for a usage error,
 kernels: compiled by Numba on first use (cached); after a run that needed Numba,
 vqa builds a native library of them in the background (a C compiler, Linux) that
 later runs load instead: ~0.1 s quicker to start. VQA_NATIVE=0 turns that off;
-VQA_NATIVE_DIR sets its folder (default ~/.cache/vqa/native).
+VQA_NATIVE_DIR sets its folder (default ~/.cache/vqa/native); python -m
+vqa_core._native prepare|status|wait builds it ahead, lists it, waits for a build.
 """
 
 _VALUE_OPTS = {"--metrics", "--log", "--report", "--ffmpeg", "--ffmpeg-nice", "--threads", "--scale-algo",
