@@ -40,7 +40,7 @@ FORMAT = 1
 #: the kernels' argument kinds: arrays ``a:<dtype>:<ndim>`` (C-contiguous),
 #: and scalars
 _SCALARS = {"int64": "i", "float64": "f", "float32": "s", "bool": "b"}
-_RETURNS = {"none": "v", "int64": "i", "float64": "f", "float32": "s", "bool": "b"}
+_RETURNS = {"none": "v", **_SCALARS}
 _DTYPES = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
            "float32", "float64")
 _C_SCALAR = {"i": "int64_t", "f": "double", "s": "float", "b": "int64_t", "v": "void"}
@@ -315,23 +315,14 @@ def wanted() -> List[dict]:
     could take: ``{"kernel", "args", "ret"}`` for each kernel and signature.
 
     Those are the kernels of :data:`~vqa_core.features._jit.used` (the
-    dispatchers note Python's calls: see ``_jit._watch``), and, should that
-    note be missing, those loaded from Numba's cache (a warm run loads only
-    what Python calls: a kernel's callees are in its cached code)."""
+    dispatchers note Python's calls, not a callee's compilation or load
+    inside another kernel's: see ``_jit._watch``)."""
     from .features import _jit
     out = []
-    for name, k in sorted(_jit.kernels.items()):
-        d = _jit.dispatcher_of(k)
-        overloads = getattr(d, "overloads", None)
-        if not overloads:
-            continue
-        if name in _jit.used:
-            sigs = [c.signature for c in overloads.values()]
-        else:
-            hits = getattr(d, "_cache_hits", {})
-            sigs = [overloads[a].signature for a in hits if a in overloads]
-        for sig in sigs:
-            spec = spec_of(sig)
+    for name in sorted(_jit.used):
+        d = _jit.dispatcher_of(_jit.kernels.get(name))
+        for cres in getattr(d, "overloads", {}).values():
+            spec = spec_of(cres.signature)
             if spec is not None:
                 out.append({"kernel": name, "args": spec[0], "ret": spec[1]})
     return out
@@ -339,6 +330,11 @@ def wanted() -> List[dict]:
 
 def _key(e: dict) -> str:
     return f"{e['kernel']}({','.join(e['args'])})->{e['ret']}"
+
+
+def _known(m: dict) -> set:
+    """The keys of the manifest ``m``'s entries, built or failed."""
+    return {_key(e) for e in m["entries"]} | set(m.get("failed", []))
 
 
 def build_later() -> Optional[object]:
@@ -351,8 +347,7 @@ def build_later() -> Optional[object]:
         want = wanted()
         if not want:
             return None
-        m = read_manifest()
-        have = {_key(e) for e in m["entries"]} | set(m.get("failed", []))
+        have = _known(read_manifest())
         todo = [e for e in want if _key(e) not in have]
         if not todo:
             return None
@@ -590,7 +585,7 @@ def build(entries: Sequence[dict], block: bool = False) -> Tuple[int, int]:
     try:
         _prune()
         m = read_manifest()
-        have = {_key(e) for e in m["entries"]} | set(m.get("failed", []))
+        have = _known(m)
         built = failed = 0
         for e in entries:
             if _key(e) in have:

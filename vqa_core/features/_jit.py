@@ -24,7 +24,7 @@ import importlib
 import sys
 import threading
 import types as _pytypes
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Set
 
 #: Numba is imported and the decorators return its objects
 _active = False
@@ -33,15 +33,11 @@ _pending: List["_Lazy"] = []
 #: called (in order) by activate() before the dispatchers are made, and after
 _before: List[Callable[[], None]] = []
 _after: List[Callable[[], None]] = []
-#: kernels called from Python through Numba: {module.name: Kernel or
-#: dispatcher} (see _watch); what a native library build would add
-used: Dict[str, object] = {}
+#: the kernels (module.name) called from Python through Numba (see _watch):
+#: what a native library build would add
+used: Set[str] = set()
 #: every kernel decorated here: {module.name: Kernel or Numba's dispatcher}
 kernels: Dict[str, object] = {}
-
-
-def is_active() -> bool:
-    return _active
 
 
 def on_activate(fn: Callable[[], None], before: bool = False) -> None:
@@ -140,7 +136,7 @@ class Kernel(_Lazy):
                 pass
             except (TypeError, ValueError, OverflowError, BufferError, AttributeError):
                 pass  # cffi refused an argument: Numba decides (and says why)
-        used[self.name] = self
+        used.add(self.name)
         return self.materialize()(*args)
 
     def _look_up(self):
@@ -176,7 +172,7 @@ def _watch(name: str, dispatcher):
         return dispatcher
 
     def _compile_for_args(*args, **kws):
-        used[name] = dispatcher
+        used.add(name)
         return orig(*args, **kws)
 
     dispatcher._compile_for_args = _compile_for_args
