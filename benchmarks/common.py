@@ -137,8 +137,9 @@ def warm(cmd: Sequence[str], env=None) -> None:
     """Run ``cmd`` (a vqa command) until its kernels are all cached: Numba's
     cache, then vqa's native library, which the command builds in the
     background after a run that needed Numba (``vqa_core/_native.py``): its
-    build is waited for, and the command run again (a cold first run
-    compiles; the next, warm, one is what says which kernels to build)."""
+    build is waited for; twice, so that the timed runs find nothing left
+    to build (the second run's build has nothing to add when the first's
+    covered everything, as it should)."""
     from vqa_core import _native
     for _ in range(2):
         run(cmd, env=env)

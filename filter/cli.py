@@ -291,10 +291,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             pass
         return 1
     finally:
-        if command and _gc_paused:
-            from vqa_core import warmup
-            warmup.adopt_gc_pause()  # if _import_heavy had not
-            warmup.resume_gc()
+        if command:
+            if _gc_paused:
+                from vqa_core import warmup
+                warmup.adopt_gc_pause()  # if _import_heavy had not
+                warmup.resume_gc()
             # kernels this run called through Numba: add them to the native
             # library in the background (vqa_core/_native.py)
             from vqa_core import _native
