@@ -354,7 +354,9 @@ def build_later() -> Optional[object]:
         import subprocess
         os.makedirs(folder(), exist_ok=True)
         p = subprocess.Popen(
-            [sys.executable, "-m", "vqa_core._native", "build", json.dumps(todo)],
+            # --wait: behind a build already running (another run's), not
+            # instead of it; it skips what that one added
+            [sys.executable, "-m", "vqa_core._native", "build", json.dumps(todo), "--wait"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True, preexec_fn=_nice)
         # until the builder has taken its lock and ended (wait_for_builds)
@@ -577,8 +579,8 @@ def build_entry(entry: dict, out_dir: str, index: int) -> dict:
 
 def build(entries: Sequence[dict], block: bool = False) -> Tuple[int, int]:
     """Build the ``entries`` the manifest lacks (each ``{"kernel", "args",
-    "ret"}``); one build per configuration at a time (else returns at once
-    unless ``block``).  Returns (built, failed)."""
+    "ret"}``); one build per configuration at a time (``block``: wait for
+    the one running, else return at once).  Returns (built, failed)."""
     lock = _lock_file(block)
     if lock is None:
         return 0, 0
