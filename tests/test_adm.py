@@ -329,6 +329,18 @@ def test_dwt_kernel_matches_twin():
             want = dwt_twin(x32, level)
             for b in range(4):
                 np.testing.assert_array_equal(lv.ref[b], want[b])
+        # level 1 on an int16 band (as level 0 leaves it: the int32-lane
+        # vertical pass), full-range extremes included
+        lv = A._Level(1, shape[1], shape[0], ADM.default_options,
+                      A.csf_factors(ADM.default_options), 2)
+        x16 = rng.integers(-32768, 32768, shape).astype(np.int16)
+        x16[::3] = 32767
+        x16[1::3, ::2] = -32768
+        for x in (x16, np.full(shape, -32768, np.int16), np.full(shape, 32767, np.int16)):
+            A.dwt2(x, lv.ref, lv.tmp_r, lv.iy, lv.ix, 0, 0, 0, 16384, 15, False, 2)
+            want = dwt_twin(x.astype(np.int32), 1)
+            for b in range(4):
+                np.testing.assert_array_equal(lv.ref[b], want[b])
 
 
 @pytest.mark.parametrize("bpc,shape,opts", [

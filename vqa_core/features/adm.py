@@ -358,6 +358,20 @@ def _vpass32(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v):
 
 
 @njit(**KERNEL)
+def _vsum16(r0, r1, r2, r3, lo, hi):
+    """_vpass of four int16 rows with no offset and no shift (level 1), in
+    int32: each sum is at most 54822 * 2^15 < 2^31 in magnitude."""
+    c0, c1, c2, c3 = _i32(15826), _i32(27411), _i32(7345), _i32(4240)
+    for j in range(lo.shape[0]):
+        s0 = _i32(r0[j])
+        s1 = _i32(r1[j])
+        s2 = _i32(r2[j])
+        s3 = _i32(r3[j])
+        lo[j] = _sub(_add(_add(_mul(c0, s0), _mul(c1, s1)), _mul(c2, s2)), _mul(c3, s3))
+        hi[j] = _sub(_sub(_mul(c1, s2), _mul(c3, s0)), _add(_mul(c2, s1), _mul(c0, s3)))
+
+
+@njit(**KERNEL)
 def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
     """_hpass of an int16 row in int32: the sums stay below 2^31
     (54822 * 2^15 + 2^15)."""
@@ -423,6 +437,11 @@ def _dwt_rows(src, out, lo, hi, iy, ix, norm, add_v, sh_v, add_h, sh_h, wrap_v, 
                      lo, hi, norm, add_v, sh_v)
             _hpass32(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
             _hpass32(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
+        elif src.itemsize == 2 and norm == 0 and add_v == 0 and sh_v == 0 and not wrap_v:
+            # level 1 (the int16 band of level 0): plain sums, in int32 lanes
+            _vsum16(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]], lo, hi)
+            _hpass(lo, out[0, i], out[2, i], ix, jend, add_h, sh_h)
+            _hpass(hi, out[1, i], out[3, i], ix, jend, add_h, sh_h)
         else:
             _vpass(src[iy[0, i]], src[iy[1, i]], src[iy[2, i]], src[iy[3, i]],
                    lo, hi, norm, add_v, sh_v, wrap_v)
