@@ -125,6 +125,7 @@ def test_sad_kernel_matches_twin_random(bpc, shape):
     peak = (1 << bpc) - 1
     dt = np.uint8 if bpc == 8 else np.uint16
     yrow = np.zeros(shape[1] + 4, np.int64)
+    y32 = np.zeros(shape[1] + 4, np.int32)
     nb = 4 if shape[0] >= 4 else 1
     a = rng.integers(0, peak + 1, shape).astype(dt)
     b = rng.integers(0, peak + 1, shape).astype(dt)
@@ -133,7 +134,7 @@ def test_sad_kernel_matches_twin_random(bpc, shape):
     f = np.full(shape, peak, dt)
     chk = (np.indices(shape).sum(0) % 2 * peak).astype(dt)
     for p, c in [(a, b), (b, a), (z, f), (f, z), (chk, z), (a, a)]:
-        assert M.motion_sad(p, c, bpc, yrow, nb) == sad_twin(p, c, bpc)
+        assert M.motion_sad(p, c, bpc, yrow, y32, nb) == sad_twin(p, c, bpc)
 
 
 def test_sad_kernel_non_contiguous_and_structured():

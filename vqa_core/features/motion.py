@@ -81,17 +81,18 @@ _BOOLS = ("motion_force_zero", "motion_five_frame_window", "motion_moving_averag
 # ---------------------------------------------------------------- kernel
 
 @njit(cache=True, nogil=True)
-def motion_sad(prev, cur, bpc, yrow, nb):
+def motion_sad(prev, cur, bpc, yrow, yrow32, nb):
     """sum |blur(prev - cur)| over the frame, libvmaf's fixed point, in nb
-    row bands done in turn (see _par); ``yrow`` is (w + 4,) int64 scratch
-    (a row with two mirrored columns each side).  Up to 12 bits the sums
-    are done in int32 (16 lanes a vector instead of 8: 1.58 -> 0.81 ms a
-    1080p frame), exactly: see _sad_rows32."""
+    row bands done in turn (see _par); ``yrow`` (w + 4,) int64 and
+    ``yrow32`` (w + 4,) int32 are scratch (a row with two mirrored columns
+    each side).  Up to 12 bits the sums are done in int32 (16 lanes a vector
+    instead of 8: 1.58 -> 0.81 ms a 1080p frame), exactly: see _sad_rows32.
+    (Two scratch rows rather than a view of one: a view would make a warm
+    start load Numba's array-object module, tests/test_warmup.py.)"""
     total = np.int64(0)
     if bpc <= 12:
-        yr32 = yrow.view(np.int32)
         for b in range(nb):
-            total += _sad_rows32(prev, cur, bpc, yr32, b, nb)
+            total += _sad_rows32(prev, cur, bpc, yrow32, b, nb)
     else:
         for b in range(nb):
             total += _sad_rows(prev, cur, bpc, yrow, b, nb)
@@ -290,6 +291,7 @@ class Motion(FeatureExtractor):
         nkeep = self._min_idx + 1
         self._ring = [np.empty((h, w), dtype=fmt.dtype) for _ in range(nkeep)]
         self._yrow = np.zeros(w + 4, dtype=np.int64)
+        self._yrow32 = np.zeros(w + 4, dtype=np.int32)
         self._nb = band_count(KERNEL_THREADS, h, 8)
         self._area = w * h
         self._reset()
@@ -297,7 +299,7 @@ class Motion(FeatureExtractor):
     # -- scores -----------------------------------------------------------
     def sad_score(self, prev_y: np.ndarray, cur_y: np.ndarray) -> float:
         """libvmaf's per-frame motion score of ``cur_y`` against ``prev_y``."""
-        sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrow, self._nb))
+        sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrow, self._yrow32, self._nb))
         o = self.options
         return min(sad / 256.0 / self._area * o["motion_fps_weight"], o["motion_max_val"])
 
