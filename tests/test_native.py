@@ -245,6 +245,14 @@ def test_status_and_wait_commands(native_dir):
     r = subprocess.run([sys.executable, "-m", "vqa_core._native"], capture_output=True,
                        text=True, cwd=ROOT, env=env)
     assert r.returncode == 2 and r.stderr.startswith("usage:")
+    # "status | head": a reader that has gone costs no traceback
+    rd, wr = os.pipe()
+    os.close(rd)
+    p = subprocess.Popen([sys.executable, "-m", "vqa_core._native", "status"], stdout=wr,
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    os.close(wr)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 0 and "Traceback" not in err and "Broken pipe" not in err, err
 
 
 def test_kernel_needing_numba_helpers_stays_on_numba(native_dir, tmp_path, monkeypatch):
