@@ -299,6 +299,24 @@ def test_twin_speedup_and_views():
     assert a == b == pytest.approx(twin_cambi(y, 10), rel=1e-9)
 
 
+def twin_runs(row, mrow, base, size):
+    """(first, last, value - base) of each maximal run of equal masked
+    values whose value is in base .. base + size - 1."""
+    out = []
+    j, w = 0, len(row)
+    while j < w:
+        if not mrow[j]:
+            j += 1
+            continue
+        a = j
+        while j + 1 < w and mrow[j + 1] and row[j + 1] == row[a]:
+            j += 1
+        if 0 <= int(row[a]) - base < size:
+            out.append((a, j, int(row[a]) - base))
+        j += 1
+    return out
+
+
 def test_kernels_against_twin():
     rng = np.random.default_rng(5)
     for h, w in ((37, 53), (64, 1), (1, 40), (2, 3)):
@@ -331,6 +349,25 @@ def test_kernels_against_twin():
             out = np.zeros((h, w), np.uint16)
             C.preprocess(y, ys, xs, ident, *conv, enc < 10, np.zeros((3, 2, w), np.uint16), out)
             assert np.array_equal(out, twin_preprocess(y, depth, w, h, enc)), (depth, h, w, ident)
+    # runs of equal masked in-band values, row by row, at widths around the
+    # 64-column words of find_runs' bit scan
+    for h, w in ((5, 1), (4, 63), (4, 64), (4, 65), (3, 128), (6, 200), (2, 960)):
+        x = rng.integers(60, 70, size=(h, w)).astype(np.uint16)
+        x[:, w // 3: w // 2] = 64  # a long run
+        m = (rng.random((h, w)) < 0.8).astype(np.uint8)
+        m[0] = 1
+        m[-1, ::2] = 0
+        base, size = 62, 6
+        ra, rb, rv = (np.zeros((h, w), np.int16) for _ in range(3))
+        rn, npx = np.zeros(h, np.int64), np.zeros(h, np.int64)
+        nw = (w + 63) // 64
+        C.find_runs(x, m, base, size, ra, rb, rv, rn, npx, np.zeros(w + 1, np.uint8),
+                    np.zeros(nw, np.uint64), np.zeros(nw, np.uint64))
+        for i in range(h):
+            want = twin_runs(x[i], m[i], base, size)
+            got = [(int(ra[i, q]), int(rb[i, q]), int(rv[i, q])) for q in range(rn[i])]
+            assert got == want, (h, w, i)
+            assert npx[i] == sum(b - a + 1 for a, b, _ in want)
     # top-k pooling with ties, zeros and k at every boundary
     c = rng.choice(np.float32([0, 0, 0.5, 1.25, 3.0, 7.1]), size=(31, 17)).astype(np.float32)
     c[3, 4] = 1e-30
