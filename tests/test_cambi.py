@@ -275,6 +275,28 @@ def test_twin_pipeline(depth, h, w):
             assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (opts, name)
 
 
+def test_pooling_both_ways(monkeypatch):
+    """Top-k pooling: when no more c values are non-zero than k, the sum of
+    them all (no binning); otherwise the binned selection.  Both against
+    the twin, and both taken."""
+    calls = []
+    real = C.bin_cvals
+    monkeypatch.setattr(C, "bin_cvals", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(11)
+    h, w = 131, 231
+    fmt = FrameFormat(w, h, "400", 10)
+    frames = dict(_frames(rng, h, w, 10))
+    for topk, binned in ((1.0, False), (0.05, True)):
+        ext = Cambi(topk=topk)
+        ext.setup(fmt)
+        calls.clear()
+        for name in ("sky", "banded", "blocks", "dark"):
+            y = frames[name].astype(fmt.dtype)
+            got = ext.extract(0, (y,), (y,))[0][1]["cambi"]
+            assert got == pytest.approx(twin_cambi(y, 10, topk=topk), rel=1e-9, abs=1e-12)
+        assert bool(calls) == binned, topk
+
+
 def test_twin_speedup_and_views():
     """The high-resolution path (decimation before scale 0) on a small frame,
     forced by shrinking the threshold; non-contiguous input views."""

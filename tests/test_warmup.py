@@ -157,6 +157,26 @@ def test_warm_up_covers_the_kernels_of_real_frame_sizes():
         assert r.stdout.strip() == "[]", (w, h, depth, metrics, models, r.stdout)
 
 
+RARE = r"""
+import sys
+from numba.core.registry import CPUDispatcher
+from vqa_core import warmup
+from vqa_core.features import cambi
+warmup.preload().join()
+warmup.warm_up("420", 8, ["cambi"], [])
+print([k for k in ("c_values", "bin_cvals", "topk_binned")
+       if not isinstance(getattr(cambi, k), CPUDispatcher) or not getattr(cambi, k).signatures])
+"""
+
+
+def test_warm_up_covers_cambis_binned_pooling():
+    """The pooling's binned branch (banded pictures only) is warmed too."""
+    r = subprocess.run([sys.executable, "-c", RARE], capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, VQA_NATIVE="0"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "[]", r.stdout
+
+
 WARM_ALL = r"""
 import sys
 from vqa_core import warmup

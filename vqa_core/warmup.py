@@ -86,6 +86,9 @@ def warm_extractors(chroma: str, bitdepth: int,
         for i in range(3):  # temporal extractors need neighbours
             ext.extract(i, ref, dis)
         ext.flush()
+        rare = getattr(ext, "warm_rare", None)  # branches random frames miss
+        if rare is not None:
+            rare(ref, dis)
 
 
 def split_work(specs: Sequence[Tuple[str, dict]]) -> Tuple[list, list]:
@@ -183,6 +186,10 @@ def warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
         for i in range(3):  # temporal extractors need neighbours
             scorer.push(i, None, ref, dis)
         scorer.finish()
+        for ext in scorer.extractors.values():
+            rare = getattr(ext, "warm_rare", None)  # branches random frames miss
+            if rare is not None:
+                rare(ref, dis)
     finally:
         for h in helper:
             h.kill()

@@ -631,8 +631,8 @@ def _runs_add(hist, r, ra, rb, rv, rn, pad, w, sign):
 
 
 @njit(**KERNEL)
-def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow, cnt, fsum):
-    """c values of row i (zero outside its runs), binned into cnt/fsum.
+def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow):
+    """c values of row i (zero outside its runs).
     Inside a run the value, so the set of contrast steps, is constant: the
     loop over the run's columns is the inner one (vectorisable)."""
     top = hist.shape[0] - 1
@@ -662,17 +662,12 @@ def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow, cnt
                         pm = np.int32(h1[j])
                         val = np.float32(_mul(_mul(wd, p0), pm)) * lut[_add(pm, p0)]
                         cr[j] = max(cr[j], val)
-        for j in range(a, b + 1):
-            if crow[j] > 0:
-                bn = np.int64(f32_bits(crow[j]) >> 16) - _BIN_BASE
-                cnt[bn] += 1
-                fsum[bn] += np.int64(np.float64(crow[j]) * _FIX)
 
 
 @njit(**KERNEL)
 def split_rows(rn, npx, pad, w, bounds):
     """Row chunk boundaries (bounds[0] = 0 .. bounds[-1] = h) that balance
-    c_values_binned's work: per row about its c values (npx), the trapezoids
+    c_values' work: per row about its c values (npx), the trapezoids
     of its runs (added and removed) and a per-row constant."""
     h = rn.shape[0]
     nch = bounds.shape[0] - 1
@@ -694,25 +689,26 @@ def split_rows(rn, npx, pad, w, bounds):
 
 
 @njit(**KERNEL)
-def c_values_binned(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv, rn,
-                    hists, bounds, cvals, cnt, fsum):
+def c_values(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv, rn,
+             hists, bounds, cvals, tot):
     """c value of every pixel into cvals (h, w), from sliding windowed
     histograms of the masked pixels' values (rows base .. base + size - 1,
     built from the runs of find_runs); ``hists`` (chunks, size, w) uint16:
-    one per row chunk, chunk c being rows bounds[c] .. bounds[c + 1] - 1.  Per chunk, also the count and the fixed-point sum of
-    the non-zero c values in each top-16-bit bin (cnt, fsum (chunks,
-    _NBINS) int64).  Returns the number of chunks used."""
+    one per row chunk, chunk c being rows bounds[c] .. bounds[c + 1] - 1.
+    Per chunk, also the count of the non-zero c values (tot[c, 0]) and
+    their sum in fixed point (tot[c, 1]): when there are no more of them
+    than the top-k pooling takes, the pooled value is that sum (the rest
+    are zeros) and no binning is needed (see Cambi.score).  Returns the
+    number of chunks used."""
     h, w = img.shape
     nch = bounds.shape[0] - 1
     for c in range(nch):
         hist = hists[c]
         hist[:, :] = 0
-        cn = cnt[c]
-        fs = fsum[c]
-        cn[:] = 0
-        fs[:] = 0
         r0 = bounds[c]
         r1 = bounds[c + 1]
+        nz = np.int64(0)
+        sm = np.int64(0)
         for r in range(max(r0 - pad, 0), min(r0 + pad + 1, h)):
             _runs_add(hist, r, ra, rb, rv, rn, pad, w, 1)
         for i in range(r0, r1):
@@ -721,13 +717,39 @@ def c_values_binned(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv
                     _runs_add(hist, i - pad - 1, ra, rb, rv, rn, pad, w, -1)
                 if i + pad < h:
                     _runs_add(hist, i + pad, ra, rb, rv, rn, pad, w, 1)
-            _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, cvals[i], cn, fs)
+            crow = cvals[i]
+            _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, crow)
+            for j in range(w):
+                v = crow[j]
+                nz += np.int64(v > 0)
+                sm += np.int64(np.float64(v) * _FIX)
+        tot[c, 0] = nz
+        tot[c, 1] = sm
     return nch
 
 
 @njit(**KERNEL)
+def bin_cvals(cvals, bounds, nch, cnt, fsum):
+    """Per chunk of rows (bounds, as c_values cut them), the count and the
+    fixed-point sum of the non-zero c values in each top-16-bit bin (cnt,
+    fsum (chunks, _NBINS) int64), for topk_binned."""
+    for c in range(nch):
+        cn = cnt[c]
+        fs = fsum[c]
+        cn[:] = 0
+        fs[:] = 0
+        for i in range(bounds[c], bounds[c + 1]):
+            crow = cvals[i]
+            for j in range(crow.shape[0]):
+                if crow[j] > 0:
+                    bn = np.int64(f32_bits(crow[j]) >> 16) - _BIN_BASE
+                    cn[bn] += 1
+                    fs[bn] += np.int64(np.float64(crow[j]) * _FIX)
+
+
+@njit(**KERNEL)
 def topk_binned(cvals, k, cnt, fsum, nch, cnt_lo):
-    """Mean of the k largest c values from c_values_binned's bins (exact
+    """Mean of the k largest c values from bin_cvals' bins (exact
     sums); ``cnt_lo`` (chunks, 65536) int64 scratch for the bin of the k-th."""
     h, w = cvals.shape
     above = np.int64(0)
@@ -973,10 +995,29 @@ class Cambi(FeatureExtractor):
         g.run_scratch = [(np.zeros(sw + 1, dtype=u8), np.zeros((sw + 63) // 64, dtype=np.uint64),
                           np.zeros((sw + 63) // 64, dtype=np.uint64)) for sw, sh in g.sizes]
         g.bounds = [np.zeros(hs.shape[0] + 1, dtype=np.int64) for hs in g.hists]
+        g.tot = np.zeros((nch, 2), dtype=np.int64)
         g.cnt = np.zeros((nch, _NBINS), dtype=np.int64)
         g.fsum = np.zeros((nch, _NBINS), dtype=np.int64)
 
     # -- one picture ---------------------------------------------------------
+    def warm_rare(self, ref, dis) -> None:
+        """For the warm-up (vqa_core.warmup): also run the pooling's binned
+        branch, taken when more than ``topk`` of a scale's c values are not
+        zero (strongly banded pictures), which its random frames never
+        reach: a run meeting such a picture then compiles nothing."""
+        y = np.empty_like(dis[0])
+        h, w = y.shape
+        # a staircase of one-code steps every 16 columns (8-bit codes 100..):
+        # runs of masked pixels with visible neighbouring steps
+        step = 1 << max(self._bpc - 8, 0)
+        y[:] = ((100 + np.arange(w) // 16) * step).astype(y.dtype)
+        saved = self.topk
+        self.topk = 1e-4
+        try:
+            self.score(y)
+        finally:
+            self.topk = saved
+
     def score(self, y: np.ndarray, geo: _Geometry | None = None, heat_frame: int | None = None
               ) -> float:
         """CAMBI of one luma plane (unclipped), at the distorted side's
@@ -1006,14 +1047,21 @@ class Cambi(FeatureExtractor):
             hists = g.hists[s]
             bounds = g.bounds[s]
             split_rows(rn, npx, g.pad, sw, bounds)
-            nch = c_values_binned(cur, g.pad, self.band_base, self.band_size, self.num_diffs,
-                                  self.tvi, self.vlt, self.weights, RECIPROCAL_LUT, ra, rb, rv,
-                                  rn, hists, bounds, cv, g.cnt, g.fsum)
+            nch = c_values(cur, g.pad, self.band_base, self.band_size, self.num_diffs,
+                           self.tvi, self.vlt, self.weights, RECIPROCAL_LUT, ra, rb, rv,
+                           rn, hists, bounds, cv, g.tot)
             if heat_frame is not None and self._heat:
                 self._write_heatmap(s, cv, heat_frame)
             n = sw * sh
             k = min(max(int(self.topk * n), 1), n)
-            total += topk_binned(cv, k, g.cnt, g.fsum, nch, self._cnt_lo) * SCALE_WEIGHTS[s]
+            if int(g.tot[:nch, 0].sum()) <= k:
+                # the k largest are every non-zero value and zeros: their
+                # exact sum (topk_binned's result when its bins run out)
+                pooled = float(int(g.tot[:nch, 1].sum())) / _FIX / k
+            else:
+                bin_cvals(cv, bounds, nch, g.cnt, g.fsum)
+                pooled = topk_binned(cv, k, g.cnt, g.fsum, nch, self._cnt_lo)
+            total += pooled * SCALE_WEIGHTS[s]
         return total / (g.window * g.window)
 
     def extract(self, index, ref, dis):
