@@ -496,17 +496,28 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
             cs[j] = 0
             cs[w + 3 + j] = 0
         inner = cs[3:3 + w]
+        p0 = -1  # rows p0 .. p1 - 1 are summed in inner (none yet)
+        p1 = -1
         for io in range((c * ho) // nch, ((c + 1) * ho) // nch):
             i = io * step
             k0 = max(i - 3, 0)
             k1 = min(i + 4, h)
-            d0 = deriv[k0]
-            for j in range(w):
-                inner[j] = d0[j]
-            for k in range(k0 + 1, k1):
+            if p0 < 0 or k0 >= p1:
+                for j in range(w):
+                    inner[j] = 0
+                p0 = k0
+                p1 = k0
+            # slide the window's sum (uint8, exact: at most 7) to k0 .. k1 - 1
+            for k in range(p0, k0):
+                dk = deriv[k]
+                for j in range(w):
+                    inner[j] -= dk[j]
+            for k in range(p1, k1):
                 dk = deriv[k]
                 for j in range(w):
                     inner[j] += dk[j]
+            p0 = k0
+            p1 = k1
             m = mask[io]
             if step == 1:
                 for j in range(wo):
