@@ -126,6 +126,7 @@ def test_sad_kernel_matches_twin_random(bpc, shape):
     dt = np.uint8 if bpc == 8 else np.uint16
     yrow = np.zeros(shape[1] + 4, np.int64)
     y32 = np.zeros(shape[1] + 4, np.int32)
+    dr = np.zeros((8, shape[1]), np.int16)
     nb = 4 if shape[0] >= 4 else 1
     a = rng.integers(0, peak + 1, shape).astype(dt)
     b = rng.integers(0, peak + 1, shape).astype(dt)
@@ -134,7 +135,7 @@ def test_sad_kernel_matches_twin_random(bpc, shape):
     f = np.full(shape, peak, dt)
     chk = (np.indices(shape).sum(0) % 2 * peak).astype(dt)
     for p, c in [(a, b), (b, a), (z, f), (f, z), (chk, z), (a, a)]:
-        assert M.motion_sad(p, c, bpc, yrow, y32, nb) == sad_twin(p, c, bpc)
+        assert M.motion_sad(p, c, bpc, yrow, y32, dr, nb) == sad_twin(p, c, bpc)
 
 
 def test_sad_kernel_non_contiguous_and_structured():

@@ -16,7 +16,7 @@ from vqa_core.features import _jit, motion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOTION = "vqa_core.features.motion.motion_sad"
-MOTION_SPEC = ["a:uint8:2", "a:uint8:2", "i", "a:int64:1", "a:int32:1", "i"]
+MOTION_SPEC = ["a:uint8:2", "a:uint8:2", "i", "a:int64:1", "a:int32:1", "a:int16:2", "i"]
 
 pytestmark = pytest.mark.skipif(not (sys.platform.startswith("linux")
                                      and os.uname().machine in ("x86_64", "aarch64")),
@@ -94,24 +94,28 @@ def test_native_kernel_equals_numba_and_refuses_other_types(native_dir):
     for nb in (1, 3):
         yrow = np.zeros(a.shape[1] + 4, np.int64)
         y32 = np.zeros(a.shape[1] + 4, np.int32)
-        want = motion.motion_sad(a, b, 8, yrow, y32, nb)  # Numba's dispatcher (the suite activated it)
-        got = call(a, b, 8, np.zeros_like(yrow), np.zeros_like(y32), nb)
+        dr = np.zeros((8, a.shape[1]), np.int16)
+        want = motion.motion_sad(a, b, 8, yrow, y32, dr, nb)  # Numba's dispatcher (the suite activated it)
+        got = call(a, b, 8, np.zeros_like(yrow), np.zeros_like(y32), np.zeros_like(dr), nb)
         assert type(got) is int and got == want
     yrow = np.zeros(a.shape[1] + 4, np.int64)
     y32 = np.zeros(a.shape[1] + 4, np.int32)
+    dr = np.zeros((8, a.shape[1]), np.int16)
     with pytest.raises(_jit._Miss):  # another dtype
-        call(a.astype(np.uint16), b.astype(np.uint16), 8, yrow, y32, 1)
+        call(a.astype(np.uint16), b.astype(np.uint16), 8, yrow, y32, dr, 1)
     with pytest.raises(_jit._Miss):  # a float for an int64
-        call(a, b, 8.0, yrow, y32, 1)
+        call(a, b, 8.0, yrow, y32, dr, 1)
     with pytest.raises(_jit._Miss):  # a bool is not an int64 to Numba
-        call(a, b, True, yrow, y32, 1)
+        call(a, b, True, yrow, y32, dr, 1)
     with pytest.raises(_jit._Miss):  # int64 scratch where int32 is due
-        call(a, b, 8, yrow, yrow, 1)
+        call(a, b, 8, yrow, yrow, dr, 1)
+    with pytest.raises(ValueError):  # a 1-d array where a 2-d one is due (Kernel: Numba)
+        call(a, b, 8, yrow, y32, dr[0], 1)
     with pytest.raises((ValueError, BufferError, TypeError)):  # not C-contiguous
-        call(a[:, ::2], b[:, ::2], 8, yrow, y32, 1)
+        call(a[:, ::2], b[:, ::2], 8, yrow, y32, dr, 1)
     # np.int64 scalars are int64 to Numba too
-    assert (call(a, b, np.int64(8), yrow, y32, np.int64(2))
-            == motion.motion_sad(a, b, 8, yrow, y32, 2))
+    assert (call(a, b, np.int64(8), yrow, y32, dr, np.int64(2))
+            == motion.motion_sad(a, b, 8, yrow, y32, dr, 2))
 
 
 def test_kernel_proxy_falls_back_to_numba(native_dir, tmp_path, monkeypatch):
@@ -236,7 +240,7 @@ def test_status_and_wait_commands(native_dir):
     r = subprocess.run([sys.executable, "-m", "vqa_core._native", "status"], capture_output=True,
                        text=True, cwd=ROOT, env=env)
     assert r.returncode == 0 and "1 kernel entries, 0 failed" in r.stdout, r.stdout + r.stderr
-    assert f"{MOTION}(a:uint8:2, a:uint8:2, i, a:int64:1, a:int32:1, i) -> i" in r.stdout
+    assert f"{MOTION}(a:uint8:2, a:uint8:2, i, a:int64:1, a:int32:1, a:int16:2, i) -> i" in r.stdout
     r = subprocess.run([sys.executable, "-m", "vqa_core._native", "wait"], cwd=ROOT, env=env)
     assert r.returncode == 0
     r = subprocess.run([sys.executable, "-m", "vqa_core._native", "status"], capture_output=True,

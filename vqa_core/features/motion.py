@@ -81,18 +81,19 @@ _BOOLS = ("motion_force_zero", "motion_five_frame_window", "motion_moving_averag
 # ---------------------------------------------------------------- kernel
 
 @njit(cache=True, nogil=True)
-def motion_sad(prev, cur, bpc, yrow, yrow32, nb):
+def motion_sad(prev, cur, bpc, yrow, yrow32, drows, nb):
     """sum |blur(prev - cur)| over the frame, libvmaf's fixed point, in nb
     row bands done in turn (see _par); ``yrow`` (w + 4,) int64 and
     ``yrow32`` (w + 4,) int32 are scratch (a row with two mirrored columns
-    each side).  Up to 12 bits the sums are done in int32 (16 lanes a vector
-    instead of 8: 1.58 -> 0.81 ms a 1080p frame), exactly: see _sad_rows32.
-    (Two scratch rows rather than a view of one: a view would make a warm
-    start load Numba's array-object module, tests/test_warmup.py.)"""
+    each side), and so is ``drows`` (8, w) int16.  Up to 12 bits the sums
+    are done in int32 (16 lanes a vector instead of 8: 1.58 -> 0.81 ms a
+    1080p frame), on differences computed once a row: see _sad_rows32.
+    (Scratch rows of their own rather than views of one: a view would make
+    a warm start load Numba's array-object module, tests/test_warmup.py.)"""
     total = np.int64(0)
     if bpc <= 12:
         for b in range(nb):
-            total += _sad_rows32(prev, cur, bpc, yrow32, b, nb)
+            total += _sad_rows32(prev, cur, bpc, yrow32, drows, b, nb)
     else:
         for b in range(nb):
             total += _sad_rows(prev, cur, bpc, yrow, b, nb)
@@ -159,13 +160,22 @@ def _i32(x):
 
 
 @njit(cache=True, nogil=True)
-def _sad_rows32(prev, cur, bpc, yr, b, nb):
+def _diff_row(p, c, d):
+    """d = p - c as int16 (bpc <= 12: |p - c| < 2^12)."""
+    for j in range(d.shape[0]):
+        d[j] = np.int16(_sub(_i32(p[j]), _i32(c[j])))
+
+
+@njit(cache=True, nogil=True)
+def _sad_rows32(prev, cur, bpc, yr, dr, b, nb):
     """_sad_rows for bpc <= 12 in int32, with the same integers: the
     vertical sum is below 65536 * 2^bpc + 2^(bpc-1) < 2^31, the horizontal
     one below 65536 * 32768 when every vertical result of the row is below
     32768 in magnitude (the row's OR of magnitudes says so; a blurred
     difference of 128 8-bit steps or more), and so is the row's sum of
-    magnitudes for rows below 65536 wide; other rows go through int64."""
+    magnitudes for rows below 65536 wide; other rows go through int64.
+    Each row's difference prev - cur is computed once, into slot r % 8 of
+    ``dr`` (int16), and read by the five output rows that need it."""
     noinline()
     h, w = cur.shape
     rnd = _i32(1 << (bpc - 1))
@@ -176,22 +186,22 @@ def _sad_rows32(prev, cur, bpc, yr, b, nb):
     r0 = b * h // nb
     r1 = (b + 1) * h // nb
     total = np.int64(0)
+    last = max(r0 - 3, -1)  # rows up to here have their difference in dr
     for i in range(r0, r1):
+        need = min(i + 2, h - 1)
+        while last < need:
+            last += 1
+            _diff_row(prev[last], cur[last], dr[last & 7])
         ia = i - 2 if i >= 2 else 2 - i
         ib = i - 1 if i >= 1 else 1 - i
         ic = i + 1 if i + 1 < h else 2 * h - i - 3
         id_ = i + 2 if i + 2 < h else 2 * h - i - 4
-        pa, pb, pc, pd, pe = prev[ia], prev[ib], prev[i], prev[ic], prev[id_]
-        ca, cb, cc, cd, ce = cur[ia], cur[ib], cur[i], cur[ic], cur[id_]
+        da, db, dc, dd, de = dr[ia & 7], dr[ib & 7], dr[i & 7], dr[ic & 7], dr[id_ & 7]
         nz = _i32(0)
         mag = _i32(0)
         for j in range(w):
-            da = _sub(_i32(pa[j]), _i32(ca[j]))
-            db = _sub(_i32(pb[j]), _i32(cb[j]))
-            dc = _sub(_i32(pc[j]), _i32(cc[j]))
-            dd = _sub(_i32(pd[j]), _i32(cd[j]))
-            de = _sub(_i32(pe[j]), _i32(ce[j]))
-            s = _add(_add(_mul(f0, _add(da, de)), _mul(f1, _add(db, dd))), _mul(f2, dc))
+            s = _add(_add(_mul(f0, _add(_i32(da[j]), _i32(de[j]))),
+                          _mul(f1, _add(_i32(db[j]), _i32(dd[j])))), _mul(f2, _i32(dc[j])))
             v = _shr(_add(s, rnd), sh)
             yr[j + 2] = v
             nz = _or(nz, v)
@@ -292,6 +302,7 @@ class Motion(FeatureExtractor):
         self._ring = [np.empty((h, w), dtype=fmt.dtype) for _ in range(nkeep)]
         self._yrow = np.zeros(w + 4, dtype=np.int64)
         self._yrow32 = np.zeros(w + 4, dtype=np.int32)
+        self._drows = np.zeros((8, w), dtype=np.int16)
         self._nb = band_count(KERNEL_THREADS, h, 8)
         self._area = w * h
         self._reset()
@@ -299,7 +310,8 @@ class Motion(FeatureExtractor):
     # -- scores -----------------------------------------------------------
     def sad_score(self, prev_y: np.ndarray, cur_y: np.ndarray) -> float:
         """libvmaf's per-frame motion score of ``cur_y`` against ``prev_y``."""
-        sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrow, self._yrow32, self._nb))
+        sad = int(motion_sad(prev_y, cur_y, self._bpc, self._yrow, self._yrow32, self._drows,
+                             self._nb))
         o = self.options
         return min(sad / 256.0 / self._area * o["motion_fps_weight"], o["motion_max_val"])
 
