@@ -371,6 +371,13 @@ def test_kernels_against_twin():
             out = np.zeros((h, w), np.uint16)
             C.preprocess(y, ys, xs, ident, *conv, enc < 10, np.zeros((3, 2, w), np.uint16), out)
             assert np.array_equal(out, twin_preprocess(y, depth, w, h, enc)), (depth, h, w, ident)
+    # decimation by 2, odd and even sizes, both dtypes
+    for h, w in ((5, 7), (6, 8), (1, 1), (3, 2), (9, 65)):
+        for dt in (np.uint16, np.uint8):
+            x = rng.integers(0, 200, size=(h, w)).astype(dt)
+            out = np.zeros(((h + 1) // 2, (w + 1) // 2), dt)
+            C.decimate(x, out)
+            assert np.array_equal(out, x[::2, ::2]), (h, w, dt)
     # runs of equal masked in-band values, row by row, at widths around the
     # 64-column words of find_runs' bit scan
     for h, w in ((5, 1), (4, 63), (4, 64), (4, 65), (3, 128), (6, 200), (2, 960)):

