@@ -357,7 +357,7 @@ def test_kernels_against_twin():
         for step in (1, 2):
             md = np.zeros(((h + step - 1) // step, (w + step - 1) // step), np.uint8)
             C.mask_decimated(x, C.mask_index(w, h), step, np.zeros((h, w), np.uint8),
-                             np.zeros((3, w + 6), np.uint8), md)
+                             np.zeros((3, 2 * w + 6), np.uint8), md)
             assert np.array_equal(md.astype(bool), twin_mask(x)[::step, ::step]), (h, w, step)
     # preprocess: resize, 10 bits and anti-dithering in one pass, on views
     for depth, (ih, iw), (h, w), enc in ((8, (37, 53), (37, 53), 8), (8, (40, 60), (31, 45), 8),

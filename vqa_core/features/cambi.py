@@ -476,7 +476,7 @@ def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
 def mask_decimated(img, thr, step, deriv, csp, mask):
     """spatial_mask(img)[::step, ::step] (step 1 or 2) into ``mask``; only
     the kept samples' 7x7 counts are computed.  ``deriv`` (h, w) uint8 and
-    ``csp`` (chunks, w + 6) uint8 are scratch."""
+    ``csp`` (chunks, 2 * w + 6) uint8 are scratch."""
     h, w = img.shape
     ho, wo = mask.shape
     nch = max(1, min(csp.shape[0], h))
@@ -496,7 +496,8 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
                 d[w - 1] = r[w - 1] == rn[w - 1]
     nch = max(1, min(csp.shape[0], ho))
     for c in range(nch):
-        cs = csp[c]
+        cs = csp[c, :w + 6]
+        fl = csp[c, w + 6:]
         for j in range(3):
             cs[j] = 0
             cs[w + 3 + j] = 0
@@ -524,19 +525,31 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
             p0 = k0
             p1 = k1
             m = mask[io]
+            # every column's 7-sum (at most 49) in uint8 lanes, then the kept
+            # columns (numpy's ufuncs on uint8 scalars stay uint8: 64 lanes a
+            # vector; 256 -> 74 us for 1080p with the speed-up); exact for
+            # any thr (mask_index gives 7..27)
+            c1 = cs[1:]
+            c2 = cs[2:]
+            c3 = cs[3:]
+            c4 = cs[4:]
+            c5 = cs[5:]
+            c6 = cs[6:]
+            t8 = np.uint8(min(max(thr, 0), 255))
+            below = thr < 0
+            for j in range(w):
+                sj = _add(_add(_add(cs[j], c1[j]), _add(c2[j], c3[j])),
+                          _add(_add(c4[j], c5[j]), c6[j]))
+                fl[j] = (sj > t8) | below
             if step == 1:
                 for j in range(wo):
-                    s = (np.int32(cs[j]) + np.int32(cs[j + 1]) + np.int32(cs[j + 2])
-                         + np.int32(cs[j + 3]) + np.int32(cs[j + 4]) + np.int32(cs[j + 5])
-                         + np.int32(cs[j + 6]))
-                    m[j] = s > thr
+                    m[j] = fl[j]
             else:
-                for j in range(wo):
-                    jj = 2 * j
-                    s = (np.int32(cs[jj]) + np.int32(cs[jj + 1]) + np.int32(cs[jj + 2])
-                         + np.int32(cs[jj + 3]) + np.int32(cs[jj + 4]) + np.int32(cs[jj + 5])
-                         + np.int32(cs[jj + 6]))
-                    m[j] = s > thr
+                n = w // 2
+                for j in range(n):
+                    m[j] = fl[2 * j]
+                if wo > n:
+                    m[n] = fl[2 * n]
 
 
 @intrinsic
@@ -1040,7 +1053,7 @@ class Cambi(FeatureExtractor):
         g.cur = np.zeros((h, w), dtype=u16)
         g.tmp = np.zeros((nch, 2, w), dtype=u16)
         g.deriv = np.zeros((h, w), dtype=u8)
-        g.csp = np.zeros((nch, w + 6), dtype=u8)
+        g.csp = np.zeros((nch, 2 * w + 6), dtype=u8)
         g.raw, g.filt, g.hm, g.mask, g.cvals, g.hists = [], [], [], [], [], []
         for s, (sw, sh) in enumerate(g.sizes):
             g.raw.append(np.zeros((sh, sw), dtype=u16) if (s > 0 or self.speedup) else None)
