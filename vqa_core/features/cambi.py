@@ -423,7 +423,7 @@ _NBINS = 0x4700 - _BIN_BASE
 _FIX = 33554432.0
 # numpy's ufuncs on int32 scalars stay int32 (numba's operators promote to
 # int64), so that LLVM can use 32-bit lanes
-_mul, _add = np.multiply, np.add
+_mul, _add, _shr16 = np.multiply, np.add, np.right_shift
 
 
 @njit(**KERNEL)
@@ -444,6 +444,7 @@ def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
     that, in one pass; ``tmp`` (chunks, 2, w) uint16 scratch."""
     h, w = out.shape
     nch = max(1, min(tmp.shape[0], h))
+    two = np.uint16(2)
     for c in range(nch):
         r0 = (c * h) // nch
         r1 = ((c + 1) * h) // nch
@@ -460,9 +461,9 @@ def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
                     _pre_row(src, ys[i + 1], xs, ident, up, add, down, b)
                     a1 = a[1:]
                     b1 = b[1:]
+                    # 10-bit samples: the sum of four fits uint16 lanes
                     for j in range(w - 1):
-                        o[j] = (np.int32(a[j]) + np.int32(a1[j]) + np.int32(b[j])
-                                + np.int32(b1[j])) >> 2
+                        o[j] = _shr16(_add(_add(a[j], a1[j]), _add(b[j], b1[j])), two)
                     o[w - 1] = (np.int32(a[w - 1]) + np.int32(b[w - 1])) >> 1
                     a, b = b, a
                 else:
