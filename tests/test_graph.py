@@ -44,6 +44,21 @@ def test_distorted_is_scaled_unless_it_is_a_y4m_of_the_reference_size(clips):
     assert "scale=160:96" in _filters(t, ref, dis_mp4)
 
 
+def test_stack_fills_only_a_gap_row(clips, tmp_path):
+    """xstack's fill paints the whole stacked frame before the inputs land
+    in it: asked for only at an odd height, where a gap row separates the
+    two frames; the scores of an odd-height pair are still libvmaf's (see
+    the VMAF tests' odd sizes) and its gap row is never read."""
+    t, ref, _, dis_y4m, _ = clips
+    assert "xstack" in _filters(t, ref, dis_y4m) and "fill" not in _filters(t, ref, dis_y4m)
+    odd = make_clip(tmp_path / "odd.y4m", size="160x95", duration=0.2)
+    assert "fill=black" in _filters(t, odd, odd)
+    r = run_vqa("compare", "--metrics", "psnr", "--log", tmp_path / "o.jsonl", odd, odd)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert recs and all(rec["psnr_y"] == recs[0]["psnr_y"] for rec in recs)
+
+
 def test_scores_are_the_same_with_and_without_the_scale(clips):
     t, ref, dis_mp4, dis_y4m, _ = clips
     out = {}
