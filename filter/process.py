@@ -86,13 +86,15 @@ class FfmpegProcess:
     ``relay``: "all" relays every stderr line; "errors" only lines at warning
     level or worse (the command must use ``-loglevel level+...``); "none".
     ``on_line`` sees every stderr line (for parsing).  ``nice``: added to
-    ffmpeg's niceness (its CPU priority; 0 leaves it as vqa's).
+    ffmpeg's niceness (its CPU priority; 0 leaves it as vqa's).  ``env``:
+    its environment (None: vqa's).
     """
 
     def __init__(self, cmd: Sequence[str], pass_fds: Sequence[int] = (), relay: str = "all",
                  progress_fd: Optional[int] = None, stdin=None, stdout=None,
                  writer: Optional[Callable[[str], None]] = None,
-                 on_line: Optional[Callable[[str], None]] = None, nice: int = 0):
+                 on_line: Optional[Callable[[str], None]] = None, nice: int = 0,
+                 env: Optional[dict] = None):
         self.cmd = list(cmd)
         self.relay = relay
         self.progress = Progress()
@@ -104,7 +106,7 @@ class FfmpegProcess:
         try:
             self.proc = subprocess.Popen(
                 self.cmd, pass_fds=tuple(pass_fds), stdin=stdin, stdout=stdout,
-                stderr=subprocess.PIPE, preexec_fn=_child_setup(nice))
+                stderr=subprocess.PIPE, preexec_fn=_child_setup(nice), env=env)
         except FileNotFoundError:
             from .errors import FfmpegNotFound
             raise FfmpegNotFound(f"ffmpeg not found at {self.cmd[0]}") from None

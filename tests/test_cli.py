@@ -364,3 +364,35 @@ def test_run_ends_the_process_as_python_would(tmp_path):
     assert r.stdout == "buffered, no newline"
     assert (tmp_path / "mark.thread").read_text() == "done"
     assert (tmp_path / "mark.atexit").read_text() == "done"
+
+
+def test_compare_ffmpeg_gets_malloc_tunables(pair, tmp_path, monkeypatch):
+    """A compare's own ffmpeg runs with glibc's mmap threshold raised (its
+    packets then come from the heap instead of fresh zero-filled mappings);
+    keys the user set win; the inline form's ffmpeg (the user's) keeps vqa's
+    environment."""
+    from vqa_filter import session as S
+    from vqa_filter.process import FfmpegProcess
+    env = S.compare_env({"PATH": "/bin"})
+    assert env["PATH"] == "/bin"
+    assert env["GLIBC_TUNABLES"] == ":".join(S.COMPARE_MALLOC_TUNABLES)
+    mine = "glibc.malloc.mmap_threshold=4096:glibc.foo=1"
+    env = S.compare_env({"GLIBC_TUNABLES": mine})
+    assert env["GLIBC_TUNABLES"] == mine + ":glibc.malloc.trim_threshold=67108864"
+    seen = []
+    real = FfmpegProcess.__init__
+
+    def spy(self, *a, **k):
+        seen.append(k.get("env"))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(FfmpegProcess, "__init__", spy)
+    _, ref, dis = pair
+    s = S.Session(S.Options(metrics=["psnr"], quiet=True), "compare", reference=str(ref),
+                  distorted=str(dis))
+    s.run()
+    assert seen and "glibc.malloc.mmap_threshold=67108864" in seen[-1]["GLIBC_TUNABLES"]
+    s = S.Session(S.Options(metrics=["psnr"], quiet=True), "transcode",
+                  argv=["-i", str(ref), "-c:v", "libx264", "-y", str(tmp_path / "o.mp4")])
+    s.run()
+    assert seen[-1] is None  # the user's encode: vqa's own environment
