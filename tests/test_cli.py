@@ -396,3 +396,20 @@ def test_compare_ffmpeg_gets_malloc_tunables(pair, tmp_path, monkeypatch):
                   argv=["-i", str(ref), "-c:v", "libx264", "-y", str(tmp_path / "o.mp4")])
     s.run()
     assert seen[-1] is None  # the user's encode: vqa's own environment
+
+
+def test_command_starts_no_openblas_threads():
+    """vqa makes no BLAS call: the command asks NumPy's OpenBLAS for no
+    worker threads (they would spin ~0.1 s at import), unless the user set
+    their own number."""
+    code = ("import os, sys; from vqa_filter import cli; sys.argv = ['vqa', 'models'];\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "print('OPENBLAS', os.environ.get('OPENBLAS_NUM_THREADS'))")
+    import os
+    for user, want in ((None, "1"), ("3", "3")):
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        if user:
+            env["OPENBLAS_NUM_THREADS"] = user
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           timeout=60)
+        assert f"OPENBLAS {want}" in r.stdout, r.stdout + r.stderr
