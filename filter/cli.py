@@ -67,10 +67,12 @@ options (before "ffmpeg" in the inline form):
                       on one thread (fewer for very large frames, to bound memory;
                       several outputs share them; VQA_LANES=N in the environment
                       sets the number of frames at once)
-  --ffmpeg-nice N     lower ffmpeg's CPU priority by N (0-19; default: 10 in
-                      "vqa compare", so that reading ahead fills the kernels' idle
-                      moments instead of interrupting them; 0 in the inline form,
-                      where the encode is the job, and with --live)
+  --ffmpeg-nice N     lower ffmpeg's CPU priority by N (0-19; default in "vqa
+                      compare": 10 when the pairs travel as luma alone, 7 when they
+                      carry chroma (more for ffmpeg to move), so that reading ahead
+                      fills the kernels' idle moments instead of interrupting them;
+                      0 in the inline form, where the encode is the job, and with
+                      --live)
   --scale-algo NAME   scaler used to bring the distorted frames to the reference's
                       size (default: bicubic)
   --subsample N       score every Nth frame (motion, for VMAF, still sees every frame)

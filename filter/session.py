@@ -47,6 +47,12 @@ FILE_NSLOTS = 8
 #: the decoding (a compare took 62 s instead of 16 s beside two busy loops;
 #: at 10, 14 s)
 COMPARE_FFMPEG_NICE = 10
+#: ... and this one when the pairs carry chroma (the v1 models' SpEED, chroma
+#: metrics): ffmpeg then stacks, writes and vqa reads half as much again per
+#: pair, for lighter kernels, and at 10 the lanes waited for frames (120 1080p
+#: frames, 8 alternating runs each: vmaf_v1.0.16_3d0h 1.473 s mean at 7 against
+#: 1.552 at 10; vmaf_v0.6.1, luma only, 2.00 at 7 against 1.94 at 10)
+COMPARE_FFMPEG_NICE_CHROMA = 7
 #: glibc's malloc settings for a compare's own ffmpeg.  Its demuxers read each
 #: frame into a packet allocated afresh, and glibc serves an allocation above
 #: its mmap threshold (128 KiB at first, rising with what is freed, to 32 MiB
@@ -763,6 +769,9 @@ class Session:
             raise UsageError("nothing to score: the command encodes no video stream "
                              "(stream copies and audio-only outputs are not scored)")
         self._multi = len(plans) > 1
+        if (self.mode == "compare" and self.opts.ffmpeg_nice is None and not self.opts.live
+                and not all(p.luma_of for p in plans)):
+            self.ffmpeg_nice = COMPARE_FFMPEG_NICE_CHROMA
         if self.opts.log == "-" and built.uses_stdout:
             raise UsageError("--log - writes to stdout, but the ffmpeg command writes its output there")
         log = open_log(self.opts.log, self.opts.log_format) if self.opts.log else None

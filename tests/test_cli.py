@@ -225,17 +225,21 @@ def _nice_recorder(tmp_path):
 
 
 def test_ffmpeg_nice(pair, tmp_path):
-    """compare runs ffmpeg at a lower CPU priority (niceness + 10) than the
-    scoring; --ffmpeg-nice N sets it (0: as vqa's); the inline form leaves
-    the user's encode alone; the report says what was used; bad values and
-    --live with a positive value are usage errors."""
+    """compare runs ffmpeg at a lower CPU priority than the scoring
+    (niceness + 10 when the pairs travel as luma alone, + 7 with chroma);
+    --ffmpeg-nice N sets it (0: as vqa's); the inline form leaves the user's
+    encode alone; the report says what was used; bad values and --live with
+    a positive value are usage errors."""
     import os
     t, ref, dis = pair
     w, seen = _nice_recorder(tmp_path)
     base = os.nice(0)
-    for extra, want in (([], 10), (["--ffmpeg-nice", "0"], 0), (["--ffmpeg-nice", "3"], 3)):
+    for extra, want in ((["--metrics", "psnr"], 7), (["--model", "vmaf_v0.6.1"], 10),
+                        (["--metrics", "psnr", "--ffmpeg-nice", "0"], 0),
+                        (["--metrics", "psnr", "--ffmpeg-nice", "3"], 3),
+                        (["--model", "vmaf_v0.6.1", "--ffmpeg-nice", "10"], 10)):
         rep = tmp_path / "rep.json"
-        r = vqa("compare", "--ffmpeg", w, "--metrics", "psnr", "--report", rep, *extra, ref, dis)
+        r = vqa("compare", "--ffmpeg", w, "--report", rep, *extra, ref, dis)
         assert r.returncode == 0, r.stderr
         assert int(seen.read_text().split()[-1]) == min(base + want, 19)
         assert json.loads(rep.read_text())["ffmpeg"]["nice"] == want
