@@ -7,6 +7,7 @@ package ships.
 from __future__ import annotations
 
 import os
+import sys
 import re
 import shutil
 import subprocess
@@ -82,14 +83,14 @@ def find_ffmpeg(explicit: Optional[str] = None) -> Ffmpeg:
                 return f
         except FfmpegNotFound:
             pass
+    exe = _imageio_binary()
+    if exe:
+        try:
+            return _identify(exe)
+        except FfmpegNotFound:
+            pass
     try:
         import imageio_ffmpeg
-        exe = _imageio_binary()
-        if exe:
-            try:
-                return _identify(exe)
-            except FfmpegNotFound:
-                pass
         return _identify(imageio_ffmpeg.get_ffmpeg_exe())
     except ImportError:
         pass
@@ -101,20 +102,52 @@ def find_ffmpeg(explicit: Optional[str] = None) -> Ffmpeg:
 
 def _imageio_binary() -> Optional[str]:
     """The binary imageio-ffmpeg ships (or its ``IMAGEIO_FFMPEG_EXE``), found
-    without running it: ``get_ffmpeg_exe()`` checks it with a ``-version``
-    run of its own (~12 ms of every start), which :func:`_identify` does
-    anyway.  None where imageio-ffmpeg is laid out otherwise (then
-    ``get_ffmpeg_exe()`` decides)."""
+    without running it and without importing the package: ``get_ffmpeg_exe()``
+    checks it with a ``-version`` run of its own (~12 ms of every start),
+    which :func:`_identify` does anyway, and importing imageio_ffmpeg (its
+    logging and I/O modules) took ~15 ms of Python beside the start-up's
+    imports.  The package's ``binaries`` folder holds
+    ``ffmpeg-<os>-<arch>-v<version>`` (imageio-ffmpeg's naming).  None where
+    it is laid out otherwise (then ``get_ffmpeg_exe()`` decides)."""
     env = os.environ.get("IMAGEIO_FFMPEG_EXE")
     if env:
         return env
     try:
-        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
-        from imageio_ffmpeg._utils import _get_bin_dir
-        exe = os.path.join(_get_bin_dir(), FNAME_PER_PLATFORM.get(get_platform(), ""))
+        import importlib.util
+        spec = importlib.util.find_spec("imageio_ffmpeg")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        bindir = os.path.join(list(spec.submodule_search_locations)[0], "binaries")
+        tag = _imageio_platform()
+        if tag is None:
+            return None
+        names = sorted(n for n in os.listdir(bindir)
+                       if n.startswith(f"ffmpeg-{tag}-v") and not n.endswith(".py"))
     except Exception:
         return None
+    if len(names) != 1:
+        return None  # none, or several: imageio-ffmpeg's own choice
+    exe = os.path.join(bindir, names[0])
     return exe if os.path.isfile(exe) else None
+
+
+def _imageio_platform() -> Optional[str]:
+    """imageio-ffmpeg's platform tag (its get_platform) where it is plain:
+    linux/macos x86_64/aarch64; None elsewhere."""
+    if sys.platform.startswith("linux"):
+        osn = "linux"
+    elif sys.platform.startswith("darwin"):
+        osn = "macos"
+    else:
+        return None
+    machine = os.uname().machine.lower()
+    if sys.maxsize <= 2 ** 32:
+        return None
+    if machine.startswith(("arm", "aarch64")):
+        return f"{osn}-aarch64"
+    if machine in ("x86_64", "amd64"):
+        return f"{osn}-x86_64"
+    return None
 
 
 def _resolve(p: str, where: str) -> str:
