@@ -345,30 +345,30 @@ def _vpass32(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v):
     k_lo = _i32(((add_v - norm + (1 << 31)) % (1 << 32)) - (1 << 31))
     k_hi = _i32(add_v)
     sh = _i32(sh_v)
-    c0, c1, c2, c3 = _i32(15826), _i32(27411), _i32(7345), _i32(4240)
     for j in range(lo.shape[0]):
-        s0 = _i32(r0[j])
-        s1 = _i32(r1[j])
-        s2 = _i32(r2[j])
-        s3 = _i32(r3[j])
-        acc = _sub(_add(_add(_mul(c0, s0), _mul(c1, s1)), _mul(c2, s2)), _mul(c3, s3))
-        acc2 = _sub(_sub(_mul(c1, s2), _mul(c3, s0)), _add(_mul(c2, s1), _mul(c0, s3)))
+        acc, acc2 = _vsums32(r0[j], r1[j], r2[j], r3[j])
         lo[j] = _shr(_add(acc, k_lo), sh)
         hi[j] = _shr(_add(acc2, k_hi), sh)
+
+
+@njit(**KERNEL, inline="always")
+def _vsums32(x0, x1, x2, x3):
+    """The vertical lo and hi filter sums of four samples, in wrapping int32."""
+    s0 = _i32(x0)
+    s1 = _i32(x1)
+    s2 = _i32(x2)
+    s3 = _i32(x3)
+    c0, c1, c2, c3 = _i32(15826), _i32(27411), _i32(7345), _i32(4240)
+    return (_sub(_add(_add(_mul(c0, s0), _mul(c1, s1)), _mul(c2, s2)), _mul(c3, s3)),
+            _sub(_sub(_mul(c1, s2), _mul(c3, s0)), _add(_mul(c2, s1), _mul(c0, s3))))
 
 
 @njit(**KERNEL)
 def _vsum16(r0, r1, r2, r3, lo, hi):
     """_vpass of four int16 rows with no offset and no shift (level 1), in
     int32: each sum is at most 54822 * 2^15 < 2^31 in magnitude."""
-    c0, c1, c2, c3 = _i32(15826), _i32(27411), _i32(7345), _i32(4240)
     for j in range(lo.shape[0]):
-        s0 = _i32(r0[j])
-        s1 = _i32(r1[j])
-        s2 = _i32(r2[j])
-        s3 = _i32(r3[j])
-        lo[j] = _sub(_add(_add(_mul(c0, s0), _mul(c1, s1)), _mul(c2, s2)), _mul(c3, s3))
-        hi[j] = _sub(_sub(_mul(c1, s2), _mul(c3, s0)), _add(_mul(c2, s1), _mul(c0, s3)))
+        lo[j], hi[j] = _vsums32(r0[j], r1[j], r2[j], r3[j])
 
 
 @njit(**KERNEL)

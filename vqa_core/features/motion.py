@@ -128,12 +128,18 @@ def _sad_rows(prev, cur, bpc, yr, b, nb):
             nz |= v
         if nz == 0:
             continue  # a zero row contributes nothing
-        yr[0] = yr[4]
-        yr[1] = yr[3]
-        yr[w + 2] = yr[w]
-        yr[w + 3] = yr[w - 1]
+        _mirror_ends(yr, w)
         total += _h_sum64(yr, w)
     return total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mirror_ends(yr, w):
+    """The two mirrored columns at each end of a row of vertical sums."""
+    yr[0] = yr[4]
+    yr[1] = yr[3]
+    yr[w + 2] = yr[w]
+    yr[w + 3] = yr[w - 1]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -208,10 +214,7 @@ def _sad_rows32(prev, cur, bpc, yr, dr, b, nb):
             mag = _or(mag, _abs(v))
         if nz == 0:
             continue  # a zero row contributes nothing
-        yr[0] = yr[4]
-        yr[1] = yr[3]
-        yr[w + 2] = yr[w]
-        yr[w + 3] = yr[w - 1]
+        _mirror_ends(yr, w)
         if mag < 32768 and w < 65536:
             rs = _i32(0)  # each |x| <= 32768: below 2^31 for rows below 65536 wide
             for j in range(w):
