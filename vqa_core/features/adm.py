@@ -85,26 +85,12 @@ import math
 
 import numpy as np
 
-from ._jit import intrinsic, lazy_module, njit
+from ._jit import njit
 from ._par import KERNEL, KERNEL_THREADS, band_count, noinline
+from ._par import clz64 as _clz64, i32 as _i32
+from ._par import lane_add as _add, lane_mul as _mul, lane_shr as _shr, lane_sub as _sub
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
-
-#: Numba's types and llvmlite's IR, imported when a kernel compiles
-types = lazy_module("numba.core.types")
-ir = lazy_module("llvmlite.ir")
-
-@intrinsic
-def _clz64(typingctx, x):
-    """Count of leading zero bits of an int64 (LLVM ctlz; 64 for 0)."""
-    if not isinstance(x, types.Integer) or x.bitwidth != 64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
-
-    return types.int64(x), codegen
-
 
 # ---------------------------------------------------------------- constants
 
@@ -326,16 +312,6 @@ def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
         s3 = np.int64(x[ix[3, j]])
         oa[j] = (15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3 + add_h) >> sh_h
         ob[j] = (-4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3 + add_h) >> sh_h
-
-
-# int32 arithmetic: numba promotes ``int32 * int32`` to int64, numpy's ufuncs
-# on int32 scalars stay int32 (wrapping), which LLVM vectorises 16 lanes wide
-_mul, _add, _sub, _shr = np.multiply, np.add, np.subtract, np.right_shift
-
-
-@njit(**KERNEL, inline="always")
-def _i32(x):
-    return np.int32(x)
 
 
 @njit(**KERNEL)

@@ -94,6 +94,7 @@ import numpy as np
 from ._jit import intrinsic, lazy_module, njit
 
 from ._par import KERNEL, KERNEL_THREADS, bits_f32, f32_bits
+from ._par import ctz64 as _ctz64, lane_add as _add, lane_mul as _mul, lane_shr as _shr
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -421,9 +422,6 @@ _NBINS = 0x4700 - _BIN_BASE
 #: c values are multiples of 2^-25 (float32 >= 0.25): their sums are exact in
 #: int64 fixed point with this scale
 _FIX = 33554432.0
-# numpy's ufuncs on int32 scalars stay int32 (numba's operators promote to
-# int64), so that LLVM can use 32-bit lanes
-_mul, _add, _shr16 = np.multiply, np.add, np.right_shift
 
 
 @njit(**KERNEL)
@@ -463,7 +461,7 @@ def preprocess(src, ys, xs, ident, up, add, down, dither, tmp, out):
                     b1 = b[1:]
                     # 10-bit samples: the sum of four fits uint16 lanes
                     for j in range(w - 1):
-                        o[j] = _shr16(_add(_add(a[j], a1[j]), _add(b[j], b1[j])), two)
+                        o[j] = _shr(_add(_add(a[j], a1[j]), _add(b[j], b1[j])), two)
                     o[w - 1] = (np.int32(a[w - 1]) + np.int32(b[w - 1])) >> 1
                     a, b = b, a
                 else:
@@ -551,18 +549,6 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
                     m[j] = fl[2 * j]
                 if wo > n:
                     m[n] = fl[2 * n]
-
-
-@intrinsic
-def _ctz64(typingctx, x):
-    """Count of trailing zero bits of a uint64 (LLVM cttz; 64 for 0)."""
-    if not isinstance(x, types.Integer) or x.bitwidth != 64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
-
-    return types.uint64(x), codegen
 
 
 @njit(**KERNEL)

@@ -62,6 +62,8 @@ import numpy as np
 from ._jit import njit
 
 from ._par import KERNEL_THREADS, band_count, noinline
+from ._par import i32 as _i32, lane_abs as _abs, lane_add as _add, lane_mul as _mul
+from ._par import lane_or as _or, lane_shr as _shr, lane_sub as _sub
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -152,17 +154,6 @@ def _h_sum64(yr, w):
              + np.int64(26386) * np.int64(yr[j + 2]) + np.int64(32768)) >> 16
         rs += abs(x)
     return rs
-
-
-# int32 arithmetic: numba promotes ``int32 * int32`` to int64, numpy's ufuncs
-# on int32 scalars stay int32 (as in adm.py)
-_mul, _add, _sub, _shr = np.multiply, np.add, np.subtract, np.right_shift
-_abs, _or = np.abs, np.bitwise_or
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _i32(x):
-    return np.int32(x)
 
 
 @njit(cache=True, nogil=True)
