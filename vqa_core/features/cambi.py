@@ -312,15 +312,19 @@ def decimate(src, out):
     """out = src[::2, ::2] (out has the rounded-up half size).  The loop
     runs to src's width // 2, the last column of an odd width apart: so
     written, LLVM vectorises it (172 -> 40 us for 1920x1080 uint16)."""
-    h, w = out.shape
-    n = src.shape[1] // 2
-    for i in range(h):
-        s = src[2 * i]
-        o = out[i]
-        for j in range(n):
-            o[j] = s[2 * j]
-        if w > n:
-            o[n] = s[2 * n]
+    for i in range(out.shape[0]):
+        _even_cols(src[2 * i], out[i])
+
+
+@njit(**KERNEL, inline="always")
+def _even_cols(s, o):
+    """o = s[::2] (o has the rounded-up half length); the loop bound comes
+    from s's length so that LLVM vectorises it (see decimate)."""
+    n = s.shape[0] // 2
+    for j in range(n):
+        o[j] = s[2 * j]
+    if o.shape[0] > n:
+        o[n] = s[2 * n]
 
 
 @njit(**KERNEL, inline="always")
@@ -478,6 +482,10 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
     ``csp`` (chunks, 2 * w + 6) uint8 are scratch."""
     h, w = img.shape
     ho, wo = mask.shape
+    # the 7x7 count (at most 49) against thr, in uint8: exact for any thr
+    # (mask_index gives 7..27)
+    t8 = np.uint8(min(max(thr, 0), 255))
+    below = thr < 0
     nch = max(1, min(csp.shape[0], h))
     for c in range(nch):
         for i in range((c * h) // nch, ((c + 1) * h) // nch):
@@ -501,6 +509,12 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
             cs[j] = 0
             cs[w + 3 + j] = 0
         inner = cs[3:3 + w]
+        c1 = cs[1:]
+        c2 = cs[2:]
+        c3 = cs[3:]
+        c4 = cs[4:]
+        c5 = cs[5:]
+        c6 = cs[6:]
         p0 = -1  # rows p0 .. p1 - 1 are summed in inner (none yet)
         p1 = -1
         for io in range((c * ho) // nch, ((c + 1) * ho) // nch):
@@ -526,16 +540,7 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
             m = mask[io]
             # every column's 7-sum (at most 49) in uint8 lanes, then the kept
             # columns (numpy's ufuncs on uint8 scalars stay uint8: 64 lanes a
-            # vector; 256 -> 74 us for 1080p with the speed-up); exact for
-            # any thr (mask_index gives 7..27)
-            c1 = cs[1:]
-            c2 = cs[2:]
-            c3 = cs[3:]
-            c4 = cs[4:]
-            c5 = cs[5:]
-            c6 = cs[6:]
-            t8 = np.uint8(min(max(thr, 0), 255))
-            below = thr < 0
+            # vector; 256 -> 74 us for 1080p with the speed-up)
             for j in range(w):
                 sj = _add(_add(_add(cs[j], c1[j]), _add(c2[j], c3[j])),
                           _add(_add(c4[j], c5[j]), c6[j]))
@@ -544,11 +549,7 @@ def mask_decimated(img, thr, step, deriv, csp, mask):
                 for j in range(wo):
                     m[j] = fl[j]
             else:
-                n = w // 2
-                for j in range(n):
-                    m[j] = fl[2 * j]
-                if wo > n:
-                    m[n] = fl[2 * n]
+                _even_cols(fl, m)
 
 
 @njit(**KERNEL)
@@ -1073,17 +1074,14 @@ class Cambi(FeatureExtractor):
         # runs of masked pixels with visible neighbouring steps
         step = 1 << max(self._bpc - 8, 0)
         y[:] = ((100 + np.arange(w) // 16) * step).astype(y.dtype)
-        saved = self.topk
-        self.topk = 1e-4
-        try:
-            self.score(y)
-        finally:
-            self.topk = saved
+        self.score(y, topk=1e-4)
 
-    def score(self, y: np.ndarray, geo: _Geometry | None = None, heat_frame: int | None = None
-              ) -> float:
+    def score(self, y: np.ndarray, geo: _Geometry | None = None, heat_frame: int | None = None,
+              topk: float | None = None) -> float:
         """CAMBI of one luma plane (unclipped), at the distorted side's
-        geometry unless ``geo`` is given."""
+        geometry unless ``geo`` is given, pooling the ``topk`` fraction
+        (the option's unless given)."""
+        topk = self.topk if topk is None else topk
         g = geo or self._dis
         cur = g.cur
         preprocess(y, g.ys, g.xs, g.ident, *self._conv, self.enc_bitdepth < 10, g.tmp, cur)
@@ -1115,7 +1113,7 @@ class Cambi(FeatureExtractor):
             if heat_frame is not None and self._heat:
                 self._write_heatmap(s, cv, heat_frame)
             n = sw * sh
-            k = min(max(int(self.topk * n), 1), n)
+            k = min(max(int(topk * n), 1), n)
             if int(g.tot[:nch, 0].sum()) <= k:
                 # the k largest are every non-zero value and zeros: their
                 # exact sum (topk_binned's result when its bins run out)
