@@ -330,3 +330,21 @@ def test_prepare_builds_without_a_video(small_pair, tmp_path):
     r = subprocess.run([sys.executable, "-m", "vqa_core._native", "prepare", "--model", "no_such_model"],
                        capture_output=True, text=True, cwd=ROOT, env=_env(lib))
     assert r.returncode == 2 and r.stderr.startswith("prepare:"), r.stderr
+
+
+def test_prepare_warms_the_layouts_a_model_reads(monkeypatch):
+    """`prepare --model vmaf_v1.0.16_3d0h` (SpEED reads chroma) warms 4:2:0
+    only: a luma-only pair would make its extractors refuse the format
+    ("speed_chroma needs chroma planes"); luma-only models warm both."""
+    from vqa_core import warmup
+    from vqa_core.features import _jit
+    calls = []
+    monkeypatch.setattr(_jit, "activate", lambda: None)
+    monkeypatch.setattr(warmup, "warm_up", lambda chroma, depth, m, models: calls.append((chroma, depth)))
+    monkeypatch.setattr(_native, "build", lambda wanted, block=False: (0, 0))
+    monkeypatch.setattr(_native, "wanted", lambda: [])
+    _native.prepare(["vmaf_v1.0.16_3d0h"], depths=[8, 10])
+    assert calls == [("420", 8), ("420", 10)]
+    calls.clear()
+    _native.prepare(["vmaf_v0.6.1"])
+    assert calls == [("400", 8), ("420", 8)]

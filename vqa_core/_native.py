@@ -660,14 +660,17 @@ def prepare(models: Sequence[str] = ("vmaf_v0.6.1",), metrics: Sequence[str] = (
     """Run the kernels of ``models`` and ``metrics`` at ``depths`` on
     synthetic frames (vqa_core.warmup) and build what they called through
     Numba; returns (built, failed)."""
+    from .engine import needs_chroma
     from .features import _jit
     from .models import load_model
     from .warmup import warm_up
     _jit.activate()
     loaded = [load_model(m) for m in models]
+    # the luma-only layout of runs that need no chroma, and 4:2:0 (chroma
+    # metrics, models with chroma features such as vmaf_v1.0.16's SpEED)
+    layouts = ("420",) if needs_chroma(metrics, loaded) else ("400", "420")
     for depth in depths:
-        # the luma-only layout of VMAF runs, and 4:2:0 for chroma metrics
-        for chroma in ("400", "420"):
+        for chroma in layouts:
             warm_up(chroma, depth, list(metrics), loaded)
     return build(wanted(), block=True)
 
