@@ -18,6 +18,7 @@ with ``VQA_NATIVE=0`` (Numba's way), in the same rounds.
 """
 import argparse
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -92,6 +93,12 @@ def main():
         print(f"{v:<34} {b[v]:7.2f} s  {frames / b[v]:7.1f} fps")
         print(f"{an:<34} {b[an]:7.2f} s  {frames / b[an]:7.1f} fps")
         print(f"ratio at {frames} frames (anchor time / vqa time): {b[an] / b[v]:.2f}x")
+        if a.repeat > 1:
+            # each round's two runs met the same machine state: their ratios'
+            # spread says how reliable the best-of ratio above is
+            rs = sorted(x / y for x, y in zip(times[an], times[v]))
+            print(f"  per round: median {statistics.median(rs):.2f}x, "
+                  f"range {rs[0]:.2f}-{rs[-1]:.2f}x over {len(rs)} rounds")
     if a.numba:
         k = f"{kv} (Numba)"
         print(f"{k:<34} {b[k]:7.2f} s  {n / b[k]:7.1f} fps; ratio {b[ka] / b[k]:.2f}x; "
