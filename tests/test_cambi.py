@@ -470,6 +470,37 @@ def test_heatmaps(tmp_path):
     assert data.size == 2 * 320 * 240 and data.max() > 0
 
 
+def twin_cmap0(y, depth):
+    """The twin's scale-0 c values of a luma plane (Cambi's defaults)."""
+    h, w = y.shape
+    img = twin_preprocess(y, depth, w, h, depth)
+    nd = 4
+    tvi_raw = [twin_tvi(d + 1, 0.019, "bt1886") for d in range(nd)]
+    win = (65 * (w + h) // 375 // 16) | 1
+    mask = twin_mask(img)
+    return twin_cmap(twin_mode_filter(img), mask, win, nd, tvi_raw, twin_vlt(0.0, "bt1886"))
+
+
+def test_heatmap_values(tmp_path):
+    """The heat maps carry every pixel's c value (zero outside the runs), also
+    for a frame after one of other content: c values are kept in the frame's
+    array only on this path (and the binned pooling's)."""
+    a = sky(320, 240, 1, 8, noise=0.0)[0].astype(np.uint8)
+    # b: c = 0 on ~9000 pixels where a's is not (stale values would show)
+    b = sky(320, 240, 1, 8, noise=0.0, lo=0.1, hi=0.2)[0].astype(np.uint8)
+    e = Cambi(heatmaps_path=str(tmp_path))
+    e.setup(FrameFormat(320, 240, "400"))
+    for i, y in enumerate((a, b)):
+        e.extract(i, (y,), (y,))
+    scale = e._heat_scale
+    e.close()
+    data = np.fromfile(tmp_path / "cambi_heatmap_scale_0_320x240_16b.gray", dtype="<u2")
+    for i, y in enumerate((a, b)):
+        want = (scale * twin_cmap0(y, 8).astype(np.float64)).astype(np.uint16)
+        got = data[i * 320 * 240:(i + 1) * 320 * 240].reshape(240, 320)
+        assert want.max() > 0 and np.array_equal(got, want), i
+
+
 # ================================================================ libvmaf oracle
 
 def oracle_values(ref, dis, tmp, opts=None):
