@@ -793,10 +793,12 @@ def _powf_third(x):
 
 
 @njit(**KERNEL)
-def level_scores(rows, top, bottom, sums, num_div, den_div, rf3, noise, pre32, do_aim):
+def level_scores(rows, top, bottom, sums, num_div, den_div, rf3, area_nw, pre32, do_aim):
     """A level's float32 DLM numerator, denominator and AIM numerator from
     measure_level's per-row sums ``rows[top:bottom]`` (summed into ``sums``,
-    9 int64), in libvmaf's order of float32 operations: per orientation t
+    9 int64), in libvmaf's order of float32 operations, with ``noise =
+    cbrt(float32(area_nw))`` (the pooled area times the noise weight): per
+    orientation t
     ``num += cbrt(sums[t] / num_div[t]) + noise``, ``aim += cbrt(sums[3 + t]
     / num_div[t])`` (its noise weight is 0) and ``den += cbrt(sums[6 + t] /
     den_div * rf3[t]) + noise`` (``rf3``: the CSF factors cubed, in
@@ -807,7 +809,7 @@ def level_scores(rows, top, bottom, sums, num_div, den_div, rf3, noise, pre32, d
         r = rows[i]
         for k in range(9):
             sums[k] += r[k]
-    nz = np.float32(noise)
+    nz = _powf_third(np.float32(area_nw))
     num = np.float32(0.0)
     aim = np.float32(0.0)
     den = np.float32(0.0)
@@ -889,8 +891,9 @@ class _Level:
                                     dtype=np.int64)
             self.sh_in = _ceil_log2(h)
             self.add_in = _pow2_trunc(self.sh_in - 1)
-            self.num_div = (2.0 ** (52 - shc_hv - self.sh_in), 2.0 ** (52 - shc_hv - self.sh_in),
-                            2.0 ** (57 - shc_d - self.sh_in))
+            self.num_div = np.array([2.0 ** (52 - shc_hv - self.sh_in),
+                                     2.0 ** (52 - shc_hv - self.sh_in),
+                                     2.0 ** (57 - shc_d - self.sh_in)])
             # denominator
             sh = max(int(math.ceil(math.log2(self.area) - 20)), 0)
             self.d_sq = (0, 0)
@@ -914,7 +917,7 @@ class _Level:
             self.add_in = _pow2_trunc(self.sh_in - 1)
             e = (45, 39, 36)[scale - 1] - shc - self.sh_in
             fs = float(np.float32(2.0 ** e))
-            self.num_div = (fs, fs, fs)
+            self.num_div = np.full(3, fs)
             # denominator
             sh_sq = (31, 30, 31)[scale - 1]
             shc_d = _ceil_log2(right - left)
@@ -926,10 +929,8 @@ class _Level:
             self.den_div = math.inf if e > 1023 else 2.0 ** e
         self.is16 = s0
         # for level_scores
-        self.num_div_a = np.array(self.num_div, dtype=np.float64)
         self.rf3 = np.array([math.pow(float(f), 3) for f in self.rf_float], dtype=np.float64)
         self.sums = np.zeros(9, dtype=np.int64)
-        self.noise = None
 
 
 @register
@@ -1020,10 +1021,8 @@ class ADM(FeatureExtractor):
                       lv.sh_sq, lv.add_cub, lv.sh_cub, lv.add_in, lv.sh_in, lv.d_sq[0],
                       lv.d_sq[1], lv.d_cub[0], lv.d_cub[1], lv.d_in[0], lv.d_in[1], do_aim,
                       lv.dec_scratch, lv.ring_b, lv.ring_f, lv.pool_scratch, rows, nb)
-        if lv.noise is None:  # a constant of the level and the options
-            lv.noise = _powf_third(np.float32(lv.area * self._nw))
-        num, den, aim = level_scores(rows, top, bottom, lv.sums, lv.num_div_a, lv.den_div,
-                                     lv.rf3, lv.noise, not lv.is16, do_aim)
+        num, den, aim = level_scores(rows, top, bottom, lv.sums, lv.num_div, lv.den_div,
+                                     lv.rf3, lv.area * self._nw, not lv.is16, do_aim)
         return float(num), float(den), float(aim)
 
     def compute(self, ref_y: np.ndarray, dis_y: np.ndarray) -> dict:
