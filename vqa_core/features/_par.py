@@ -117,6 +117,17 @@ def bits_f32(typingctx, u):
     return types.float32(u), codegen
 
 
+def ir_splat(builder, x, vty):
+    """For intrinsics' code: the LLVM vector of type ``vty`` with every lane
+    the scalar ``x`` (an integer wider than the lanes is truncated)."""
+    i32 = ir.IntType(32)
+    if isinstance(vty.element, ir.IntType) and x.type.width > vty.element.width:
+        x = builder.trunc(x, vty.element)
+    v = builder.insert_element(ir.Constant(vty, None), x, ir.Constant(i32, 0))
+    return builder.shuffle_vector(v, ir.Constant(vty, None),
+                                  ir.Constant(ir.VectorType(i32, vty.count), [0] * vty.count))
+
+
 @intrinsic
 def clz64(typingctx, x):
     """Count of leading zero bits of a 64-bit integer (LLVM ctlz; 64 for 0)."""

@@ -94,7 +94,7 @@ import numpy as np
 from ._jit import intrinsic, lazy_module, njit
 
 from ._par import KERNEL, KERNEL_THREADS, bits_f32, f32_bits
-from ._par import ctz64 as _ctz64, lane_add as _add, lane_mul as _mul, lane_shr as _shr
+from ._par import ctz64 as _ctz64, ir_splat, lane_add as _add, lane_mul as _mul, lane_shr as _shr
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -633,10 +633,7 @@ def _trap16(typingctx, row, lo, n, kk0, m, tot, sign):
         vh = ir.VectorType(i16, L)
 
         def splat(x):
-            v = builder.insert_element(ir.Constant(vi, None), builder.trunc(x, i32),
-                                       ir.Constant(i32, 0))
-            return builder.shuffle_vector(v, ir.Constant(vi, None),
-                                          ir.Constant(vi, [0] * L))
+            return ir_splat(builder, x, vi)
 
         lanes = ir.Constant(vi, list(range(L)))
         kk = builder.add(splat(kkv), lanes)
@@ -778,8 +775,8 @@ def c_values(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv, rn,
     masked pixels' values (rows base .. base + size - 1, built from the runs
     of find_runs); ``hists`` (chunks, size, w) uint16: one per row chunk,
     chunk c being rows bounds[c] .. bounds[c + 1] - 1; ``buf`` (w) float32
-    scratch.  Per chunk, the count of the non-zero c values (tot[c, 0]) and
-    their sum in fixed point (tot[c, 1]): when there are no more of them
+    scratch.  The count of the non-zero c values (tot[0]) and their sum in
+    fixed point (tot[1]): when there are no more of them
     than the top-k pooling takes, the pooled value is that sum (the rest
     are zeros) and the values themselves are not needed (see Cambi.score).
     With ``store`` every pixel's c value goes to cvals (h, w) too (zero
@@ -788,13 +785,13 @@ def c_values(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv, rn,
     used."""
     h, w = img.shape
     nch = bounds.shape[0] - 1
+    tot[0] = 0
+    tot[1] = 0
     for c in range(nch):
         hist = hists[c]
         hist[:, :] = 0
         r0 = bounds[c]
         r1 = bounds[c + 1]
-        tc = tot[c]
-        tc[:] = 0
         for r in range(max(r0 - pad, 0), min(r0 + pad + 1, h)):
             _runs_add(hist, r, ra, rb, rv, rn, pad, w, 1)
         for i in range(r0, r1):
@@ -804,7 +801,7 @@ def c_values(img, pad, base, size, nd, tvi, vlt, weights, lut, ra, rb, rv, rn,
                 if i + pad < h:
                     _runs_add(hist, i + pad, ra, rb, rv, rn, pad, w, 1)
             _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, buf,
-                    cvals[i], store, tc)
+                    cvals[i], store, tot)
     return nch
 
 
@@ -1075,7 +1072,7 @@ class Cambi(FeatureExtractor):
         g.run_scratch = [(np.zeros(sw + 1, dtype=u8), np.zeros((sw + 63) // 64, dtype=np.uint64),
                           np.zeros((sw + 63) // 64, dtype=np.uint64)) for sw, sh in g.sizes]
         g.bounds = [np.zeros(hs.shape[0] + 1, dtype=np.int64) for hs in g.hists]
-        g.tot = np.zeros((nch, 2), dtype=np.int64)
+        g.tot = np.zeros(2, dtype=np.int64)
         g.cbuf = np.zeros(w, dtype=np.float32)
         g.cnt = np.zeros((nch, _NBINS), dtype=np.int64)
         g.fsum = np.zeros((nch, _NBINS), dtype=np.int64)
@@ -1134,10 +1131,10 @@ class Cambi(FeatureExtractor):
                 self._write_heatmap(s, cv, heat_frame)
             n = sw * sh
             k = min(max(int(topk * n), 1), n)
-            if int(g.tot[:nch, 0].sum()) <= k:
+            if g.tot[0] <= k:
                 # the k largest are every non-zero value and zeros: their
                 # exact sum (topk_binned's result when its bins run out)
-                pooled = float(int(g.tot[:nch, 1].sum())) / _FIX / k
+                pooled = float(g.tot[1]) / _FIX / k
             else:
                 if not heat:  # the values themselves are needed: again, kept
                     c_values(*args, True, g.tot)

@@ -99,7 +99,7 @@ import functools
 import numpy as np
 
 from ._jit import intrinsic, lazy_module, njit
-from ._par import KERNEL, KERNEL_THREADS, band_count, noinline
+from ._par import KERNEL, KERNEL_THREADS, band_count, ir_splat, noinline
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -415,9 +415,7 @@ def _stat_sums(typingctx, hm1, hm2, hxx, hyy, hxy, w, egl, tab, use_fma):
             return ir.Constant(v32, [x] * L)
 
         def splat(x, vty):
-            v = builder.insert_element(ir.Constant(vty, None), x, ir.Constant(i32, 0))
-            return builder.shuffle_vector(v, ir.Constant(vty, None),
-                                          ir.Constant(ir.VectorType(i32, L), [0] * L))
+            return ir_splat(builder, x, vty)
 
         def fn(name, ret, *ats):
             return builder.module.declare_intrinsic(name, fnty=ir.FunctionType(ret, list(ats)))
@@ -610,13 +608,7 @@ def _emit_madd(builder, mode, v, ce16, co16):
 
 def _splat(builder, x):
     """<16 x i32> of the scalar x (truncated to 32 bits)."""
-    i32 = ir.IntType(32)
-    vi = ir.VectorType(i32, LANES)
-    if x.type != i32:
-        x = builder.trunc(x, i32)
-    v = builder.insert_element(ir.Constant(vi, None), x, ir.Constant(i32, 0))
-    return builder.shuffle_vector(v, ir.Constant(vi, None),
-                                  ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
+    return ir_splat(builder, x, ir.VectorType(ir.IntType(32), LANES))
 
 
 def _madd_sums(context, builder, rowsty, rows_v, j_v, taps):
