@@ -342,6 +342,22 @@ def scale_lanczos4(src, sw, sh, dst, dw, dh, wts):
 
 # ---- GSM parameters
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _madd4_row(d, n, x0, x1, x2, x3, y0, y1, y2, y3):
+    """d[j] = (((d[j] + x0 y0[j]) + x1 y1[j]) + x2 y2[j]) + x3 y3[j] for j < n:
+    four terms of each sum a pass, added in their order (covariance_matrix,
+    _matmul; ``n`` a runtime length, which LLVM vectorises)."""
+    for j in range(n):
+        d[j] = (((d[j] + x0 * y0[j]) + x1 * y1[j]) + x2 * y2[j]) + x3 * y3[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _madd1_row(d, n, x0, y0):
+    """d[j] += x0 y0[j] for j < n (the terms _madd4_row leaves over)."""
+    for j in range(n):
+        d[j] += x0 * y0[j]
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def covariance_matrix(img, th, tw, means, centred, acc, cov):
     """25x25 covariance of the shifted (th-4) x (tw-4) sub-images of img:
@@ -391,21 +407,13 @@ def covariance_matrix(img, th, tw, means, centred, acc, cov):
         r2 = centred[k + 2]
         r3 = centred[k + 3]
         for a in range(_NB):
-            x0 = r0[a]
-            x1 = r1[a]
-            x2 = r2[a]
-            x3 = r3[a]
-            ar = acc[a]
-            for b in range(min(m, ((a >> 3) + 1) << 3)):
-                ar[b] = (((ar[b] + x0 * r0[b]) + x1 * r1[b]) + x2 * r2[b]) + x3 * r3[b]
+            _madd4_row(acc[a], min(m, ((a >> 3) + 1) << 3),
+                       r0[a], r1[a], r2[a], r3[a], r0, r1, r2, r3)
         k += 4
     while k < n:
         r0 = centred[k]
         for a in range(_NB):
-            x0 = r0[a]
-            ar = acc[a]
-            for b in range(min(m, ((a >> 3) + 1) << 3)):
-                ar[b] += x0 * r0[b]
+            _madd1_row(acc[a], min(m, ((a >> 3) + 1) << 3), r0[a], r0)
         k += 1
     for a in range(_NB):
         for b in range(a + 1):
@@ -613,22 +621,11 @@ def _matmul(dst, X, Y):
         xi = X[i]
         k = 0
         while k + 4 <= n:
-            x0 = xi[k]
-            x1 = xi[k + 1]
-            x2 = xi[k + 2]
-            x3 = xi[k + 3]
-            y0 = Y[k]
-            y1 = Y[k + 1]
-            y2 = Y[k + 2]
-            y3 = Y[k + 3]
-            for j in range(m):
-                d[j] = (((d[j] + x0 * y0[j]) + x1 * y1[j]) + x2 * y2[j]) + x3 * y3[j]
+            _madd4_row(d, m, xi[k], xi[k + 1], xi[k + 2], xi[k + 3],
+                       Y[k], Y[k + 1], Y[k + 2], Y[k + 3])
             k += 4
         while k < n:
-            x0 = xi[k]
-            y0 = Y[k]
-            for j in range(m):
-                d[j] += x0 * y0[j]
+            _madd1_row(d, m, xi[k], Y[k])
             k += 1
 
 
