@@ -7,10 +7,10 @@ package ships.
 from __future__ import annotations
 
 import os
-import sys
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple

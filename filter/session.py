@@ -78,6 +78,8 @@ def compare_env(environ=None) -> dict:
     if add:
         env["GLIBC_TUNABLES"] = ":".join([cur] + add if cur else add)
     return env
+
+
 #: live: the ring keeps the oldest frames and skips newer ones while full, so
 #: a short ring keeps the scored frames close to what ffmpeg encodes now
 LIVE_NSLOTS = 3
