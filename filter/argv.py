@@ -68,6 +68,25 @@ class InputFile:
                 out.append(o.value)
         return out
 
+    def probeable(self) -> bool:
+        """Whether vqa may open this input itself to probe it: files and the
+        formats of files, not pipes, network URLs or capture devices (never
+        opened twice)."""
+        url = self.url
+        if url == "-" or url.startswith("pipe:"):
+            return False
+        fmt = {o.base: o.value for o in self.options}.get("f")
+        if fmt and fmt not in _FILE_FORMATS:
+            return False
+        if "://" in url and not url.startswith("file:"):
+            return False
+        return True
+
+
+#: the input formats (-f) of files, which vqa probes (see InputFile.probeable)
+_FILE_FORMATS = {"lavfi", "yuv4mpegpipe", "rawvideo", "image2", "concat", "mov", "mp4", "matroska",
+                 "mpegts", "avi", "y4m"}
+
 
 @dataclass
 class OutputFile:
@@ -89,6 +108,12 @@ class Command:
     outputs: List[OutputFile]
     graphs: List[str]  # -filter_complex / -lavfi texts
     global_options: List[Option] = field(default_factory=list)
+
+    def probe_jobs(self) -> List[Tuple[int, Tuple[str, List[str], str]]]:
+        """The inputs vqa probes, as (position in ``inputs``, (url, input
+        options, what)) for ffmpeg.probe_all."""
+        return [(i, (inp.url, inp.option_args(), f"input #{inp.index}"))
+                for i, inp in enumerate(self.inputs) if inp.probeable()]
 
 
 _GLOBAL_GRAPH = {"filter_complex", "lavfi"}

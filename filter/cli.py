@@ -243,10 +243,11 @@ def _import_heavy() -> None:
 
 
 def _prefetch(ffmpeg: Optional[str], jobs) -> None:
-    """The command only: find ffmpeg and probe the inputs while _heavy
-    imports (the probes are processes of their own: the import goes on
-    meanwhile); the session then uses the results.  Failures are left for
-    the session to meet and report, in its order."""
+    """The command only: find ffmpeg and probe the inputs (of a compare, or
+    of the user's ffmpeg command) while _heavy imports (the probes are
+    processes of their own: the import goes on meanwhile); the session then
+    uses the results.  Failures are left for the session to meet and
+    report, in its order."""
     if _heavy is None:
         return
     try:
@@ -261,8 +262,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     its own) it also turns the garbage collector off until the kernels are
     loaded (see vqa_core.warmup.pause_gc), and imports NumPy, vqa_core and
     the session (~0.1 s) in a thread while it finds ffmpeg and probes the
-    inputs (a compare; processes of their own, which leave the thread
-    Python's lock)."""
+    inputs (processes of their own, which leave the thread Python's lock)."""
     global _heavy, _gc_paused
     command = argv is None
     if command:
@@ -326,14 +326,26 @@ def _main(argv: List[str]) -> int:
     if os.path.basename(prog) not in ("ffmpeg", "ffmpeg.exe") and not os.path.basename(prog).startswith("ffmpeg"):
         raise UsageError(f"expected \"ffmpeg\" after vqa's options, got {prog!r} (see vqa --help)")
     ns = _parse(_parser("vqa"), vqa_args)
+    if prog not in ("ffmpeg", "ffmpeg.exe") and not ns.ffmpeg:
+        ns.ffmpeg = prog  # "vqa /opt/ffmpeg7/bin/ffmpeg -i ..." uses that binary
+    if ff_args:
+        _prefetch(ns.ffmpeg, _inline_probe_jobs(ff_args))
     opts = _options(ns)
-    if prog not in ("ffmpeg", "ffmpeg.exe") and not opts.ffmpeg:
-        opts.ffmpeg = prog  # "vqa /opt/ffmpeg7/bin/ffmpeg -i ..." uses that binary
     if not ff_args:
         raise UsageError("no ffmpeg arguments given")
     from .session import Session
     s = Session(opts, "transcode", argv=ff_args)
     return _run(s)
+
+
+def _inline_probe_jobs(ff_args: List[str]) -> list:
+    """The probes the inline session's graph will ask for (graph.build_inline),
+    or none when the command does not parse (the session reports that)."""
+    from .argv import parse_command
+    try:
+        return [job for _, job in parse_command(ff_args).probe_jobs()]
+    except Exception:
+        return []
 
 
 def _compare(args: List[str]) -> int:

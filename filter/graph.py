@@ -379,19 +379,6 @@ class InlineBuild:
                 f"[vqa_d{k}][vqa_r{k}]vstack=shortest=1,format={Y4M_FORMATS}[vqa_p{k}]")
 
 
-def _is_probeable(url: str, inp) -> bool:
-    if url == "-" or url.startswith("pipe:"):
-        return False
-    opts = {o.base: o.value for o in inp.options}
-    fmt = opts.get("f")
-    if fmt and fmt not in ("lavfi", "yuv4mpegpipe", "rawvideo", "image2", "concat", "mov", "mp4",
-                           "matroska", "mpegts", "avi", "y4m"):
-        return False  # capture devices and the like: never open them twice
-    if "://" in url and not url.startswith("file:"):
-        return False
-    return True
-
-
 def build_inline(ff: Ffmpeg, cmd: Command, opts) -> InlineBuild:
     if opts.scale_algo not in SCALE_ALGOS:
         raise UsageError(f"unknown --scale-algo {opts.scale_algo!r}; one of: {', '.join(SCALE_ALGOS)}")
@@ -400,10 +387,8 @@ def build_inline(ff: Ffmpeg, cmd: Command, opts) -> InlineBuild:
     if not cmd.inputs:
         raise UsageError("the ffmpeg command has no input (-i)")
     probes: List[Optional[MediaInfo]] = [None] * len(cmd.inputs)
-    todo = [i for i, inp in enumerate(cmd.inputs) if _is_probeable(inp.url, inp)]
-    found = probe_all(ff, [(cmd.inputs[i].url, cmd.inputs[i].option_args(),
-                            f"input #{cmd.inputs[i].index}") for i in todo])
-    for i, info in zip(todo, found):
+    jobs = cmd.probe_jobs()
+    for (i, _), info in zip(jobs, probe_all(ff, [j for _, j in jobs])):
         probes[i] = info
     gouts = {}
     for g in cmd.graphs:

@@ -193,3 +193,27 @@ def test_prefetched_probes_are_used_once_and_failures_left_for_later(clips, tmp_
     F.prefetch(ff, [(str(tmp_path / "none.y4m"), (), "reference")])  # no exception here
     with pytest.raises(ProbeError, match="reference not found"):
         F.probe_all(ff, [(str(tmp_path / "none.y4m"), (), "reference")])
+
+
+def test_inline_command_probes_while_importing(clips, tmp_path, monkeypatch):
+    """The inline command prefetches the probes its graph asks for (cli.
+    _inline_probe_jobs, while NumPy imports): build_inline then runs no
+    ffmpeg to probe.  Pipes and unparsable commands are not probed."""
+    from vqa_filter import cli, ffmpeg as F
+    from vqa_filter.argv import parse_command
+    from vqa_filter.graph import build_inline
+    t, ref, dis_mp4, _, _ = clips
+    argv = ["-y", "-i", str(ref), "-f", "lavfi", "-i", "testsrc2=s=64x48:d=1", "-i", "pipe:0",
+            "-map", "0:v", "-c:v", "libx264", str(tmp_path / "o.mp4")]
+    jobs = cli._inline_probe_jobs(argv)
+    assert [j[0] for j in jobs] == [str(ref), "testsrc2=s=64x48:d=1"]
+    assert jobs[1][1] == ["-f", "lavfi"] and jobs[1][2] == "input #1"
+    assert cli._inline_probe_jobs(["-i"]) == []  # the session reports the usage error
+    monkeypatch.setattr(cli, "_heavy", object())  # as the command does
+    ff = find_ffmpeg()
+    cli._prefetch(None, jobs)
+    calls = []
+    real_run = F.subprocess.run
+    monkeypatch.setattr(F.subprocess, "run", lambda *a, **k: (calls.append(a), real_run(*a, **k))[1])
+    b = build_inline(ff, parse_command(argv), Options())
+    assert calls == [] and b.plans
