@@ -239,6 +239,70 @@ def test_eigen_and_solve_match_float64():
     assert not S.solve_qr(Ks, Y, X, z(n, n), z(n, n), z(n, n), z(n, n), z(n, n), z(n), z(25, 7))
 
 
+def matmul_twin(X, Y):
+    """X Y in float32, each element summed over k in order from 0, a rounded
+    product added to a rounded sum (libvmaf's triple loop)."""
+    T = np.zeros((X.shape[0], Y.shape[1]), F32)
+    for k in range(X.shape[1]):
+        T = (T + (X[:, k:k + 1] * Y[k:k + 1, :]).astype(F32)).astype(F32)
+    return T
+
+
+def solve_qr_twin(K, Y):
+    """libvmaf's Householder QR solve as written there: explicit reflector
+    matrices, full products, the rows and columns above k reset to the
+    identity at each step; None for a pivot below 1e-6."""
+    n = K.shape[0]
+    Z = K.copy()
+    P = np.eye(n, dtype=F32)
+    for k in range(n - 1):
+        Z[:k, :] = 0
+        Z[:, :k] = 0
+        Z[np.arange(k), np.arange(k)] = 1
+        v = Z[:, k].copy()
+        for _ in range(2):
+            nrm = F32(0)
+            for i in range(n):
+                nrm = F32(nrm + F32(v[i] * v[i]))
+            nrm = F32(math.sqrt(float(nrm)))
+            if _ == 0:
+                v[k] = F32(v[k] + (F32(1) if K[k, k] >= 0 else F32(-1)) * nrm)
+        v = (v / nrm).astype(F32)
+        H = ((F32(-2.0) * v[:, None]).astype(F32) * v[None, :]).astype(F32)
+        H[np.arange(n), np.arange(n)] += F32(1)
+        Z = matmul_twin(H, Z)
+        P = matmul_twin(H, P)
+    R = matmul_twin(P, K)
+    rhs = matmul_twin(P, Y)
+    X = np.zeros_like(Y)
+    for i in range(n - 1, -1, -1):
+        if abs(float(R[i, i])) < 1e-6:
+            return None
+        for j in range(Y.shape[1]):
+            acc = rhs[i, j]
+            for k in range(i + 1, n):
+                acc = F32(acc - F32(X[k, j] * R[i, k]))
+            X[i, j] = F32(acc / R[i, i])
+    return X
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_solve_qr_bit_exact(seed):
+    """solve_qr skips the products that the reflectors' structure makes zeros
+    and runs the back-substitution's right-hand sides side by side: the
+    same floats as libvmaf's explicit algorithm (the twin), bit for bit."""
+    rng = np.random.default_rng(seed)
+    n = 25
+    A = rng.normal(size=(n, 60)) * rng.uniform(0.05, 40)
+    K = (A @ A.T / 60 + rng.uniform(0.01, 1) * np.eye(n)).astype(F32)
+    Y = (rng.normal(size=(n, 72)) * 20).astype(F32)
+    z = lambda *s: np.zeros(s, F32)
+    X = z(n, 72)
+    assert S.solve_qr(K, Y, X, z(n, n), z(n, n), z(n, n), z(n, n), z(n, n), z(n), z(n, 72))
+    want = solve_qr_twin(K, Y)
+    assert want is not None and np.array_equal(X, want)
+
+
 @pytest.mark.parametrize("mode", range(7))
 def test_score_modes_match_twin(mode):
     rng = np.random.default_rng(mode)

@@ -629,55 +629,117 @@ def _matmul(dst, X, Y):
             k += 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _dot_rows(d, xi, Y, k, c):
+    """d[j] = sum_{q >= k} xi[q] Y[q, c + j] for j < len(d), from 0 and in
+    the order of q, as _matmul sums (four terms a pass)."""
+    m = d.shape[0]
+    n = xi.shape[0]
+    for j in range(m):
+        d[j] = np.float32(0.0)
+    q = k
+    while q + 4 <= n:
+        _madd4_row(d, m, xi[q], xi[q + 1], xi[q + 2], xi[q + 3],
+                   Y[q, c:], Y[q + 1, c:], Y[q + 2, c:], Y[q + 3, c:])
+        q += 4
+    while q < n:
+        _madd1_row(d, m, xi[q], Y[q, c:])
+        q += 1
+
+
+@njit(cache=True, nogil=True)
+def _reflect_trailing(T, H, Z, k):
+    """Z = H Z (libvmaf's explicit product, as _matmul) where it is read
+    again: rows and columns k.. (solve_qr resets the others before its next
+    step).  Skipped terms: H[i, q] for q < k <= i is a zero (the reflector
+    vector is 0 above k), so those products are zeros and the sum is +0
+    when it reaches q = k, where _dot_rows starts it; Z[q, j] for j < k <=
+    q is 0, so those columns' sums are +0 and reset anyway."""
+    n = Z.shape[0]
+    for i in range(k, n):
+        _dot_rows(T[i, k:], H[i], Z, k, k)
+    for i in range(k, n):
+        for j in range(k, n):
+            Z[i, j] = T[i, j]
+
+
+@njit(cache=True, nogil=True)
+def _reflect_rows(T, H, P, k):
+    """P = H P (as _matmul): rows i >= k sum from q = k (the terms before
+    are zeros, as in _reflect_trailing); a row i < k of H is the unit row i
+    with zeros, so the sum is P[i, j] itself, or +0 for either zero: P[i, j]
+    + 0.  Bit for bit the full product (test_solve_qr_bit_exact)."""
+    n = P.shape[0]
+    m = P.shape[1]
+    for i in range(k, n):
+        _dot_rows(T[i], H[i], P, k, 0)
+    zero = np.float32(0.0)
+    for i in range(k):
+        for j in range(m):
+            P[i, j] = P[i, j] + zero
+    for i in range(k, n):
+        for j in range(m):
+            P[i, j] = T[i, j]
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def solve_qr(K, Y, X, P, R, H, Z, T, vec, rhs):
     """Solve K X = Y with libvmaf's Householder QR (float32): P = H_{n-2}..H_0
     built from explicit reflector matrices, R = P K, back-substitution on the
-    upper triangle of R.  Returns False when a pivot is below 1e-6."""
+    upper triangle of R.  Returns False when a pivot is below 1e-6.  The
+    products with a reflector skip the terms that are zeros by its structure
+    (_reflect_trailing, _reflect_rows): the same sums, a third of the work."""
     n = K.shape[0]
     _copy2(Z, K)
     _zero2(P)
     for i in range(n):
         P[i, i] = 1
     for k in range(n - 1):
-        for i in range(n):
-            for j in range(n):
-                if i < k or j < k:
-                    Z[i, j] = 1 if i == j else 0
-        for i in range(n):
+        # libvmaf first sets Z's rows and columns above k to the identity:
+        # of those only the zeros above the diagonal in column k are read
+        # (vec), and the sums of squares start with their squares, +0
+        for i in range(k):
+            vec[i] = np.float32(0.0)
+        for i in range(k, n):
             vec[i] = Z[i, k]
         nrm = np.float32(0.0)
-        for i in range(n):
+        for i in range(k, n):
             nrm += vec[i] * vec[i]
         nrm = np.float32(math.sqrt(np.float64(nrm)))
         vec[k] += _sgn(K[k, k]) * nrm
         nrm = np.float32(0.0)
-        for i in range(n):
+        for i in range(k, n):
             nrm += vec[i] * vec[i]
         nrm = np.float32(math.sqrt(np.float64(nrm)))
-        for i in range(n):
+        for i in range(k, n):
             vec[i] = vec[i] / nrm
-        for i in range(n):
-            for j in range(n):
+        # the reflector I - 2 vec vec^T where the products below read it
+        for i in range(k, n):
+            for j in range(k, n):
                 H[i, j] = np.float32(-2.0) * vec[i] * vec[j]
-        for i in range(n):
             H[i, i] += np.float32(1.0)
-        _matmul(T, H, Z)
-        _copy2(Z, T)
-        _matmul(T, H, P)
-        _copy2(P, T)
+        _reflect_trailing(T, H, Z, k)
+        _reflect_rows(T, H, P, k)
     _matmul(R, P, K)
     _matmul(rhs, P, Y)
+    # back-substitution, the m right-hand sides side by side (each its own
+    # chain of subtractions in libvmaf's order: k = i + 1 .. n - 1)
     m = Y.shape[1]
     for i in range(n - 1, -1, -1):
         den = R[i, i]
         if np.float64(abs(den)) < _EPS:
             return False
+        xi = X[i]
+        ri = rhs[i]
         for j in range(m):
-            acc = rhs[i, j]
-            for k in range(i + 1, n):
-                acc -= X[k, j] * R[i, k]
-            X[i, j] = acc / den
+            xi[j] = ri[j]
+        for k in range(i + 1, n):
+            rik = R[i, k]
+            xk = X[k]
+            for j in range(m):
+                xi[j] = xi[j] - xk[j] * rik
+        for j in range(m):
+            xi[j] = xi[j] / den
     return True
 
 
