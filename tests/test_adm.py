@@ -567,3 +567,32 @@ def test_mirror_indices_as_the_taps_reach_past_the_edges():
                 x = 2 * i - 1 + k
                 want = -x if x < 0 else (2 * n - x - 1 if x >= n else x)
                 assert got[k, i] == want, (n, k, i)
+
+
+def test_angle_row_int16_lanes_exact():
+    """Level 0's angle test computes the dot products in int32 lanes: the
+    same flags as the float64 reference formula (each exact sum rounded to
+    float32 once), also at the extremes, where a c + b d = 2^31 wraps in
+    int32 (all four -32768) and a^2 + b^2 = 2^31."""
+    rng = np.random.default_rng(3)
+    n = 2048
+    cos1sq = np.cos(np.deg2rad(1.0)) ** 2
+
+    def want(oh, ov, th, tv):
+        a, b, c, d = (x.astype(np.float64) for x in (oh, ov, th, tv))
+        r = lambda v: v.astype(np.float32).astype(np.float64) / 4096.0
+        d1, om, tm = r(a * c + b * d), r(a * a + b * b), r(c * c + d * d)
+        return ((d1 >= 0) & (d1 * d1 >= cos1sq * om * tm)).astype(np.int32)
+
+    for t, scale in enumerate((200, 4000, 40000)):
+        oh, ov, th, tv = (np.clip(rng.normal(0, scale, n), -32768, 32767).astype(np.int16)
+                          for _ in range(4))
+        # near-parallel pairs (the flag's interesting side)
+        th[::2] = np.clip(oh[::2].astype(int) + rng.integers(-2, 3, n // 2), -32768, 32767)
+        tv[::2] = np.clip(ov[::2].astype(int) + rng.integers(-2, 3, n // 2), -32768, 32767)
+        for x in (oh, ov, th, tv):
+            x[:3] = (-32768, -32768, 32767)
+        ang = np.zeros(n, np.int32)
+        A._angle_row(oh, ov, th, tv, cos1sq, ang, True)
+        assert np.array_equal(ang, want(oh, ov, th, tv)), t
+        assert ang[0] == 1 and ang[1:].any() and not ang.all()

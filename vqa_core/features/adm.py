@@ -439,17 +439,27 @@ def _trunc(v, is16):
 def _angle_row(oh, ov, th, tv, cos1sq, ang, is16):
     """1 where the angle between (oh, ov) and (th, tv) is below 1 degree
     (libvmaf's float test on the squared cosine).  With 16-bit coefficients
-    the dot products are exact in float64 (below 2^32), which vectorises
-    (AVX2 has no int64 -> float conversion)."""
+    the dot products are computed in int32 lanes (see there); else in int64,
+    exact, each rounded to float32 once."""
     if is16:
+        # the dot products in int32 lanes (exact: |a c + b d| <= 2^31, and
+        # 2^31, which wraps to -2^31, is the only value beyond int32's range
+        # (-2^31 itself is out of reach); a^2 + b^2 <= 2^31 as uint32), each
+        # rounded to float32 once as the reference rounds the exact value
+        two31 = np.float32(2147483648.0)
+        wrapped = _i32(-2147483648)
         for j in range(ang.shape[0]):
-            a = np.float64(np.int32(oh[j]))
-            b = np.float64(np.int32(ov[j]))
-            c = np.float64(np.int32(th[j]))
-            d = np.float64(np.int32(tv[j]))
-            d1 = np.float64(np.float32(a * c + b * d)) / 4096.0
-            om = np.float64(np.float32(a * a + b * b)) / 4096.0
-            tm = np.float64(np.float32(c * c + d * d)) / 4096.0
+            a = _i32(oh[j])
+            b = _i32(ov[j])
+            c = _i32(th[j])
+            d = _i32(tv[j])
+            dot = _add(_mul(a, c), _mul(b, d))
+            fd = two31 if dot == wrapped else np.float32(dot)
+            fo = np.float32(np.uint32(_add(_mul(a, a), _mul(b, b))))
+            ft = np.float32(np.uint32(_add(_mul(c, c), _mul(d, d))))
+            d1 = np.float64(fd) / 4096.0
+            om = np.float64(fo) / 4096.0
+            tm = np.float64(ft) / 4096.0
             ang[j] = 1 if (d1 >= 0.0) & (d1 * d1 >= cos1sq * om * tm) else 0
         return
     for j in range(ang.shape[0]):
