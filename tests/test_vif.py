@@ -301,8 +301,9 @@ def test_kernel_matches_twin_random(bpc, shape, egl):
 
 
 def test_kernel_matches_twin_structured():
-    """Flat areas, hard edges, saturated values and a constant frame."""
-    for bpc in (8, 10):
+    """Flat areas, hard edges, saturated values and a constant frame (16-bit
+    white: the decimation's sums at their largest, 65535 * 65536 + 2^15)."""
+    for bpc in (8, 10, 16):
         peak = (1 << bpc) - 1
         dt = np.uint8 if bpc == 8 else np.uint16
         h, w = 41, 67
@@ -311,7 +312,9 @@ def test_kernel_matches_twin_structured():
         ref[:, :10] = peak // 2
         dis = np.clip(ref.astype(np.int64) - (x % 3) * (peak // 50), 0, peak).astype(dt)
         e = kernel(bpc, (h, w))
-        for r, d in ((ref, dis), (ref, ref), (dis, ref), (np.full((h, w), 3, dt), np.full((h, w), 3, dt))):
+        white = np.full((h, w), peak, dt)
+        for r, d in ((ref, dis), (ref, ref), (dis, ref), (white, dis), (white, white),
+                     (np.full((h, w), 3, dt), np.full((h, w), 3, dt))):
             sums, want = vif_twin(r, d, bpc)
             assert e.integer_sums(r, d) == sums
             got = e.compute(r, d)
@@ -512,3 +515,32 @@ def test_timing_1080p():
         assert e.compute(ref, dis) == first
     ms = (time.perf_counter() - t) / n * 1000
     print(f"\nvif 1920x1080 8-bit: {ms:.1f} ms/frame (one thread)")
+
+
+@pytest.mark.parametrize("s", [1, 2, 3])
+def test_decimation_filter_in_uint32_lanes(s):
+    """The decimation's horizontal filter (_h2_even) sums in uint32 lanes,
+    the symmetric taps' samples added first: equal to the int64 sum for any
+    16-bit samples, all-65535 included (the largest sum, 65535 * 65536 +
+    2^15, just below 2^32)."""
+    rng = np.random.default_rng(s)
+    taps = V.FILTERS[s].astype(np.int64)
+    n = len(taps)
+    wn = 37
+    m = wn + n // 2 + 1
+    for fill in (None, 65535):
+        e = rng.integers(0, 65536, (2, m)).astype(np.uint32)
+        o = rng.integers(0, 65536, (2, m)).astype(np.uint32)
+        if fill is not None:
+            e[:] = fill
+            o[:] = fill
+        out = np.zeros((2, wn), np.uint16)
+        V._h2_even(e, o, taps, wn, out[0], out[1])
+        x = np.zeros((2, 2 * m), np.int64)
+        x[:, 0::2] = e
+        x[:, 1::2] = o
+        want = np.array([[(sum(int(taps[k]) * int(x[q, 2 * j + k]) for k in range(n)) + 32768) >> 16
+                          for j in range(wn)] for q in range(2)])
+        assert np.array_equal(out.astype(np.int64), want)
+        if fill is not None:
+            assert (out == 65535).all()

@@ -100,6 +100,7 @@ import numpy as np
 
 from ._jit import intrinsic, lazy_module, njit
 from ._par import KERNEL, KERNEL_THREADS, band_count, ir_splat, noinline
+from ._par import lane_add as _add, lane_mul as _mul, lane_shr as _shr
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
 
@@ -1185,48 +1186,47 @@ def _v2_last(ra, da, rb, db, f, w, am1, am2, o1, o2, rnd, sh):
         o2[j] = ((np.uint64(am2[j]) + f * (np.uint64(da[j]) + np.uint64(db[j]))) & m32) + r >> s
 
 
-@njit(inline="always", **_JIT)
-def _mw(f, x):
-    """uint64 product of two values below 2^32 (one vpmuludq: a sum of two
-    samples times a tap would need a full 64-bit multiply)."""
-    return np.uint64(f) * np.uint64(x)
-
-
 @njit(**_JIT)
 def _h2_even(e, o, taps, wn, out_r, out_d):
     """Horizontal filter at the even columns: e, o (2, *) are the even and odd
-    samples of the padded vertical rows; out (uint16) = (sum + 2^15) >> 16."""
+    samples of the padded vertical rows; out (uint16) = (sum + 2^15) >> 16.
+
+    In uint32 lanes, the symmetric taps' two samples added first: the
+    samples are 16-bit (the vertical pass shifts its sums down to 16 bits)
+    and the taps sum to 2^16, so every partial sum, and the total plus 2^15,
+    stays below 2^32 (65535 * 65536 + 32768), and a tap times two samples
+    below 2^31: the same integers as libvmaf's 64-bit sums."""
     n = taps.shape[0]
     hf = n // 2
     # out[j] = sum_k taps[k] * x[2j + k]; x[2m] = e[m], x[2m + 1] = o[m]
-    er, ed, orr, od = e[0], e[1], o[0], o[1]
-    r15 = np.uint64(32768)
-    s16 = np.uint64(16)
+    r15 = np.uint32(32768)
+    s16 = np.uint32(16)
     f0 = np.uint32(taps[0])
     f1 = np.uint32(taps[1])
-    if hf == 1:  # taps a b a: x[2j], x[2j+1], x[2j+2]
-        for j in range(wn):
-            out_r[j] = (_mw(f0, er[j]) + _mw(f0, er[j + 1]) + _mw(f1, orr[j]) + r15) >> s16
-            out_d[j] = (_mw(f0, ed[j]) + _mw(f0, ed[j + 1]) + _mw(f1, od[j]) + r15) >> s16
-        return
-    f2 = np.uint32(taps[2])
-    if hf == 2:  # a b c b a: x[2j .. 2j+4]
-        for j in range(wn):
-            out_r[j] = (_mw(f0, er[j]) + _mw(f0, er[j + 2]) + _mw(f1, orr[j])
-                        + _mw(f1, orr[j + 1]) + _mw(f2, er[j + 1]) + r15) >> s16
-            out_d[j] = (_mw(f0, ed[j]) + _mw(f0, ed[j + 2]) + _mw(f1, od[j])
-                        + _mw(f1, od[j + 1]) + _mw(f2, ed[j + 1]) + r15) >> s16
-        return
-    # 9 taps: x[2j .. 2j+8]
-    f3 = np.uint32(taps[3])
-    f4 = np.uint32(taps[4])
-    for j in range(wn):
-        out_r[j] = (_mw(f0, er[j]) + _mw(f0, er[j + 4]) + _mw(f1, orr[j]) + _mw(f1, orr[j + 3])
-                    + _mw(f2, er[j + 1]) + _mw(f2, er[j + 3]) + _mw(f3, orr[j + 1])
-                    + _mw(f3, orr[j + 2]) + _mw(f4, er[j + 2]) + r15) >> s16
-        out_d[j] = (_mw(f0, ed[j]) + _mw(f0, ed[j + 4]) + _mw(f1, od[j]) + _mw(f1, od[j + 3])
-                    + _mw(f2, ed[j + 1]) + _mw(f2, ed[j + 3]) + _mw(f3, od[j + 1])
-                    + _mw(f3, od[j + 2]) + _mw(f4, ed[j + 2]) + r15) >> s16
+    for q in range(2):
+        x0 = e[q]
+        x1 = o[q]
+        out = out_r if q == 0 else out_d
+        if hf == 1:  # taps a b a: x[2j], x[2j+1], x[2j+2]
+            for j in range(wn):
+                v = _add(_mul(f0, _add(x0[j], x0[j + 1])), _mul(f1, x1[j]))
+                out[j] = _shr(_add(v, r15), s16)
+        elif hf == 2:  # a b c b a: x[2j .. 2j+4]
+            f2 = np.uint32(taps[2])
+            for j in range(wn):
+                v = _add(_add(_mul(f0, _add(x0[j], x0[j + 2])), _mul(f1, _add(x1[j], x1[j + 1]))),
+                         _mul(f2, x0[j + 1]))
+                out[j] = _shr(_add(v, r15), s16)
+        else:  # 9 taps: x[2j .. 2j+8]
+            f2 = np.uint32(taps[2])
+            f3 = np.uint32(taps[3])
+            f4 = np.uint32(taps[4])
+            for j in range(wn):
+                v = _add(_add(_mul(f0, _add(x0[j], x0[j + 4])), _mul(f1, _add(x1[j], x1[j + 3]))),
+                         _add(_add(_mul(f2, _add(x0[j + 1], x0[j + 3])),
+                                   _mul(f3, _add(x1[j + 1], x1[j + 2]))),
+                              _mul(f4, x0[j + 2])))
+                out[j] = _shr(_add(v, r15), s16)
 
 
 @njit(**_JIT)
