@@ -650,11 +650,11 @@ def _dot_rows(d, xi, Y, k, c):
 @njit(cache=True, nogil=True)
 def _reflect_trailing(T, H, Z, k):
     """Z = H Z (libvmaf's explicit product, as _matmul) where it is read
-    again: rows and columns k.. (solve_qr resets the others before its next
-    step).  Skipped terms: H[i, q] for q < k <= i is a zero (the reflector
-    vector is 0 above k), so those products are zeros and the sum is +0
-    when it reaches q = k, where _dot_rows starts it; Z[q, j] for j < k <=
-    q is 0, so those columns' sums are +0 and reset anyway."""
+    again: rows and columns k.. (libvmaf resets the others to the identity
+    before its next step, and solve_qr reads none of them).  Skipped terms:
+    H[i, q] for q < k <= i is a zero (the reflector vector is 0 above k), so
+    those products are zeros and the sum is +0 when it reaches q = k, where
+    _dot_rows starts it."""
     n = Z.shape[0]
     for i in range(k, n):
         _dot_rows(T[i, k:], H[i], Z, k, k)
@@ -697,7 +697,7 @@ def solve_qr(K, Y, X, P, R, H, Z, T, vec, rhs):
     for k in range(n - 1):
         # libvmaf first sets Z's rows and columns above k to the identity:
         # of those only the zeros above the diagonal in column k are read
-        # (vec), and the sums of squares start with their squares, +0
+        # (vec), and the sums of squares over them are +0 (skipped)
         for i in range(k):
             vec[i] = np.float32(0.0)
         for i in range(k, n):
