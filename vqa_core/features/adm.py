@@ -439,7 +439,7 @@ def _trunc(v, is16):
 def _angle_row(oh, ov, th, tv, cos1sq, ang, is16):
     """1 where the angle between (oh, ov) and (th, tv) is below 1 degree
     (libvmaf's float test on the squared cosine).  With 16-bit coefficients
-    the dot products are computed in int32 lanes (see the comment there);
+    the dot products are computed in int32 lanes (see the comment below);
     else in int64; either way each exact sum is rounded to float32 once."""
     if is16:
         # the dot products in int32 lanes (exact: |a c + b d| <= 2^31, and
