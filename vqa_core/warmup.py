@@ -82,14 +82,6 @@ def _warm_format(chroma: str, bitdepth: int, size: Tuple[int, int] = WARM_SIZE) 
     return FrameFormat(w, h, chroma, bitdepth)
 
 
-def _warm_rare(ext, ref, dis) -> None:
-    """An extractor's branches that random frames miss (its ``warm_rare``,
-    if it has one: CAMBI's binned pooling)."""
-    rare = getattr(ext, "warm_rare", None)
-    if rare is not None:
-        rare(ref, dis)
-
-
 def warm_extractors(chroma: str, bitdepth: int,
                     specs: Sequence[Tuple[str, dict]]) -> None:
     """Run the extractors ``specs`` (``(name, options)`` pairs) on a few
@@ -103,7 +95,7 @@ def warm_extractors(chroma: str, bitdepth: int,
         for i in range(3):  # temporal extractors need neighbours
             ext.extract(i, ref, dis)
         ext.flush()
-        _warm_rare(ext, ref, dis)
+        ext.warm_rare(ref, dis)
 
 
 def split_work(specs: Sequence[Tuple[str, dict]]) -> Tuple[list, list]:
@@ -202,7 +194,7 @@ def warm_up(chroma: str, bitdepth: int, metrics: Sequence[str] = (),
             scorer.push(i, None, ref, dis)
         scorer.finish()
         for ext in scorer.extractors.values():
-            _warm_rare(ext, ref, dis)
+            ext.warm_rare(ref, dis)
     finally:
         for h in helper:
             h.kill()

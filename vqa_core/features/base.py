@@ -109,6 +109,12 @@ class FeatureExtractor:
     def flush(self) -> Result:
         return []
 
+    def warm_rare(self, ref: Sequence[np.ndarray], dis: Sequence[np.ndarray]) -> None:
+        """For the warm-up (vqa_core.warmup), after a few frames of ``ref``
+        and ``dis``: run the branches that such random frames miss, so that a
+        real run meeting them compiles nothing (CAMBI's binned pooling).
+        Nothing by default."""
+
     @property
     def ordered(self) -> bool:
         """Must see the frames one after the other, on one instance (state
