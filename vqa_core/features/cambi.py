@@ -718,17 +718,11 @@ def _c_runs(hist, i, ra, rb, rv, rn, base, nd, tvi, vlt, weights, lut, buf, crow
                 # int32 lanes: w_d * p0 * pm <= 9 * 65^4 < 2^31
                 wd = np.int32(weights[d])
                 lo = hist[cv - d - 1, a:b + 1] if cv - d - 1 >= 0 else h1
-                if first:
-                    for j in range(cr.shape[0]):
-                        p0 = np.int32(h0[j])
-                        pm = np.int32(max(h1[j], lo[j]))
-                        cr[j] = np.float32(_mul(_mul(wd, p0), pm)) * lut[_add(pm, p0)]
-                else:
-                    for j in range(cr.shape[0]):
-                        p0 = np.int32(h0[j])
-                        pm = np.int32(max(h1[j], lo[j]))
-                        val = np.float32(_mul(_mul(wd, p0), pm)) * lut[_add(pm, p0)]
-                        cr[j] = max(cr[j], val)
+                for j in range(cr.shape[0]):
+                    p0 = np.int32(h0[j])
+                    pm = np.int32(max(h1[j], lo[j]))
+                    val = np.float32(_mul(_mul(wd, p0), pm)) * lut[_add(pm, p0)]
+                    cr[j] = val if first else max(cr[j], val)
                 first = False
         if first:
             continue
