@@ -23,13 +23,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from vqa_core import Scorer, __version__ as core_version
+from vqa_core import FrameFormat, Scorer, __version__ as core_version
 
 from . import graph as graphs
 from .argv import parse_command
 from .emit import StderrWriter, check_writable, summary_table, write_report
 from .logformats import LOG_FORMATS, open_log
-from .pixfmt import chroma_and_depth, parse_y4m_header
+from .pixfmt import chroma_and_depth, frame_bytes, parse_y4m_header
 from .errors import (FfmpegFailed, Interrupted, QualityGateFailed, ScoringFailed, StreamError,
                      UsageError, VqaError)
 from .ffmpeg import Ffmpeg, find_ffmpeg
@@ -38,7 +38,11 @@ from .stream import BLOCK, DROP, PairStream, read_header
 from . import live as lv
 
 VERSION = "0.1.0"
+#: ring slots for a file's pairs, and the memory they may take beyond the
+#: slots the lanes need (2 a lane, and 2 read ahead): 8 at 1080p (6.2 MB a
+#: 4:2:0 pair), 8 at 4K 8-bit (25 MB), 6 at 4K 10-bit (50 MB) instead of 8
 FILE_NSLOTS = 8
+FILE_RING_BUDGET = 256 << 20
 #: a compare's ffmpeg runs at this lower CPU priority (nice) than scoring, so
 #: that its bursts of reading ahead fill the kernel threads' gaps instead of
 #: pre-empting them mid-pass (a pre-empted kernel thread stalls its partner
@@ -57,13 +61,17 @@ COMPARE_FFMPEG_NICE_CHROMA = 7
 #: frame into a packet allocated afresh, and glibc serves an allocation above
 #: its mmap threshold (128 KiB at first, rising with what is freed, to 32 MiB
 #: at most) with a new mapping that the kernel zero-fills page by page, then
-#: unmaps it when freed: at 4K 10-bit (25 MB packets, beyond any threshold)
-#: ffmpeg spent 4.8 s in the kernel for 48 frame pairs (0.99 s with these), at
-#: 1080p 445 ms of CPU per 120 pairs (351 ms).  With a 64 MiB threshold the
-#: packets come from the heap and are reused.  Keys the user's GLIBC_TUNABLES
-#: sets are left as they are; other C libraries ignore the variable.  Not for
-#: the inline form's ffmpeg: that is the user's encode.
-COMPARE_MALLOC_TUNABLES = ("glibc.malloc.mmap_threshold=67108864",
+#: unmaps it when freed: at 1080p 445 ms of ffmpeg's CPU per 120 pairs (351 ms
+#: with a fixed threshold above the packets).  The threshold is 16 MiB: every
+#: frame up to 1080p 16-bit 4:4:4 (12.4 MB) comes from the heap and is reused;
+#: a 4K 10-bit one (25 MB) is mapped and unmapped, as from the heap (a 64 MiB
+#: threshold before) ffmpeg's per-thread arenas kept every packet any queue
+#: had held: its peak grew to 0.66-1.65 GB in a 48-frame 4K 10-bit compare
+#: (0.51-0.86 GB now), and it spent more, not less, time in the kernel (1.96-
+#: 4.16 s against 1.65-1.98 s; the run 3.47-4.60 s against 3.15-3.36 s).  Keys
+#: the user's GLIBC_TUNABLES sets are left as they are; other C libraries ignore
+#: the variable.  Not for the inline form's ffmpeg: that is the user's encode.
+COMPARE_MALLOC_TUNABLES = ("glibc.malloc.mmap_threshold=16777216",
                            "glibc.malloc.trim_threshold=67108864")
 
 
@@ -213,6 +221,14 @@ LANE_MEMORY_BUDGET = 384 << 20
 LANE_BYTES_PER_PIXEL = 24
 
 
+def file_slots(lanes: int, pair_bytes: int) -> int:
+    """Ring slots for a file's pairs of ``pair_bytes`` bytes on ``lanes``
+    lanes: a frame in flight and one queued a lane, two read ahead, and more
+    up to FILE_NSLOTS while they fit in FILE_RING_BUDGET."""
+    fit = FILE_RING_BUDGET // pair_bytes if pair_bytes > 0 else FILE_NSLOTS
+    return max(2 * lanes + 2, min(FILE_NSLOTS, fit))
+
+
 def _lanes_for_memory(threads: int, pixels: int) -> int:
     """Lanes for ``threads`` kernel threads on frames of ``pixels`` pixels:
     one per thread, those beyond the second within LANE_MEMORY_BUDGET (a
@@ -330,13 +346,14 @@ class _Consumer(threading.Thread):
         live = self.s.opts.live
         policy = DROP if live else BLOCK
         try:
-            w, h2 = parse_y4m_header(header)[:2]
+            w, h2, chroma, depth = parse_y4m_header(header)[:4]
             cap = _lanes_for_memory(self.result.threads, w * (h2 // 2))
+            pair_bytes = frame_bytes(FrameFormat(w, h2, chroma, depth))
         except ValueError:  # PairStream says what is wrong with it
-            cap = 1
+            cap, pair_bytes = 1, 0
         # live: a short ring plus a slot for each frame in flight beyond the
         # first; files: room for the frames in flight and two read ahead
-        nslots = self.s.opts.nslots or (LIVE_NSLOTS + cap - 1 if live else max(FILE_NSLOTS, 2 * cap + 2))
+        nslots = self.s.opts.nslots or (LIVE_NSLOTS + cap - 1 if live else file_slots(cap, pair_bytes))
         self.stream = PairStream(self.frames_fd, self.plan.size, nslots, policy, header)
         if live:
             _lower_priority()  # after the ring's reader thread started: it keeps its priority

@@ -370,9 +370,33 @@ def test_run_ends_the_process_as_python_would(tmp_path):
     assert (tmp_path / "mark.atexit").read_text() == "done"
 
 
+def test_compare_ring_gets_file_slots(pair, monkeypatch):
+    """A compare's ring has file_slots(lanes, pair bytes) slots: 8 for small
+    pairs on two lanes; two a lane and two more when FILE_RING_BUDGET holds
+    no more (4K 10-bit)."""
+    from vqa_filter import session as S
+    seen = []
+    real = S.PairStream
+
+    def spy(fd, size, nslots, *a, **k):
+        seen.append(nslots)
+        return real(fd, size, nslots, *a, **k)
+
+    monkeypatch.setattr(S, "PairStream", spy)
+    _, ref, dis = pair
+    for budget, want in ((S.FILE_RING_BUDGET, 8), (1, 6)):
+        monkeypatch.setattr(S, "FILE_RING_BUDGET", budget)
+        s = S.Session(S.Options(metrics=["psnr"], quiet=True, threads=2), "compare",
+                      reference=str(ref), distorted=str(dis))
+        assert s.run().exit_code == 0
+        assert seen[-1] == want
+
+
 def test_compare_ffmpeg_gets_malloc_tunables(pair, tmp_path, monkeypatch):
-    """A compare's own ffmpeg runs with glibc's mmap threshold raised (its
-    packets then come from the heap instead of fresh zero-filled mappings);
+    """A compare's own ffmpeg runs with glibc's mmap threshold at 16 MiB (its
+    packets up to 1080p 16-bit 4:4:4 then come from the heap instead of fresh
+    zero-filled mappings; 4K 10-bit ones are mapped, so that its arenas do
+    not keep every packet its queues once held);
     keys the user set win; the inline form's ffmpeg (the user's) keeps vqa's
     environment."""
     from vqa_filter import session as S
@@ -395,7 +419,7 @@ def test_compare_ffmpeg_gets_malloc_tunables(pair, tmp_path, monkeypatch):
     s = S.Session(S.Options(metrics=["psnr"], quiet=True), "compare", reference=str(ref),
                   distorted=str(dis))
     s.run()
-    assert seen and "glibc.malloc.mmap_threshold=67108864" in seen[-1]["GLIBC_TUNABLES"]
+    assert seen and "glibc.malloc.mmap_threshold=16777216" in seen[-1]["GLIBC_TUNABLES"]
     s = S.Session(S.Options(metrics=["psnr"], quiet=True), "transcode",
                   argv=["-i", str(ref), "-c:v", "libx264", "-y", str(tmp_path / "o.mp4")])
     s.run()

@@ -287,6 +287,27 @@ def _buffer_bytes(obj, seen=None) -> int:
     return 0
 
 
+def test_file_ring_slots_keep_to_their_budget():
+    """A file's ring: two slots a lane and two read ahead at least, more up to
+    FILE_NSLOTS while they fit in FILE_RING_BUDGET: 8 at 1080p and at 4K
+    8-bit, 6 at 4K 10-bit on two lanes (50 MB pairs: 400 MB in 8), what the
+    lanes need beyond that; the session gives the ring that many."""
+    from vqa_filter.pixfmt import frame_bytes
+    from vqa_filter.session import FILE_NSLOTS, FILE_RING_BUDGET, file_slots
+
+    def pair(w, h, depth):  # a stacked 4:2:0 pair
+        return frame_bytes(FrameFormat(w, 2 * h, "420", depth))
+    assert file_slots(2, pair(1920, 1080, 8)) == FILE_NSLOTS == 8
+    assert file_slots(2, pair(3840, 2160, 8)) == 8
+    assert file_slots(2, pair(3840, 2160, 10)) == 6
+    assert file_slots(1, pair(3840, 2160, 10)) == 5
+    assert file_slots(1, pair(3840, 2160, 10)) * pair(3840, 2160, 10) <= FILE_RING_BUDGET
+    assert file_slots(3, pair(3840, 2160, 10)) == 8
+    assert file_slots(9, pair(1920, 1080, 8)) == 20
+    assert file_slots(2, pair(7680, 4320, 10)) == 6
+    assert file_slots(2, 0) == 8  # the size unknown
+
+
 def test_lane_count_keeps_to_the_memory_budget():
     """One lane per thread, those beyond the second within LANE_MEMORY_BUDGET:
     4K on 16 cores gets 3, 1080p 9, 8K 2 (a kernel call runs on one thread:
