@@ -217,3 +217,29 @@ def test_inline_command_probes_while_importing(clips, tmp_path, monkeypatch):
     monkeypatch.setattr(F.subprocess, "run", lambda *a, **k: (calls.append(a), real_run(*a, **k))[1])
     b = build_inline(ff, parse_command(argv), Options())
     assert calls == [] and b.plans
+
+
+def test_big_frames_get_short_ffmpeg_queues(clips, monkeypatch):
+    """At COMPARE_QUEUE_ABOVE bytes a frame (4K 10-bit: 25 MB) the pair's
+    inputs and its output get -thread_queue_size COMPARE_QUEUE (ffmpeg's
+    eight-deep queues held up to 1 GB at 4K 10-bit); smaller frames keep
+    ffmpeg's default.  The pair's frames are the same either way."""
+    import vqa_filter.graph as G
+    t, ref, _, dis_y4m, _ = clips
+
+    def queue_args():
+        cmd = build_compare(find_ffmpeg(), str(ref), str(dis_y4m), Options(), str(t)).command(5, [(7, 9)])
+        return [cmd[i + 1] for i, a in enumerate(cmd) if a == "-thread_queue_size"]
+    from vqa_filter.session import Session
+
+    def scores():
+        recs = []
+        res = Session(Options(metrics=["psnr"], quiet=True), "compare", reference=str(ref),
+                      distorted=str(dis_y4m)).run(recs.append)
+        assert res.exit_code == 0
+        return [r["psnr_y"] for r in recs]
+    assert queue_args() == []
+    before = scores()
+    monkeypatch.setattr(G, "COMPARE_QUEUE_ABOVE", 160 * 96 * 3 // 2)  # this clip's 4:2:0 frame
+    assert queue_args() == [str(G.COMPARE_QUEUE)] * 3
+    assert scores() == before and len(before) == 10
