@@ -399,7 +399,7 @@ class _Consumer(threading.Thread):
         # alternating runs faster, v1 frame 18-25 -> 16-22 ms); live keeps to
         # one frame a lane (its ring is short: frames are skipped, not queued)
         depth = lanes if pool is None or live else 2 * lanes
-        inflight: Deque[Tuple[object, object, bool]] = deque()  # (pair, future, scored)
+        inflight: Deque[Tuple[object, object, bool, object]] = deque()  # (pair, future, scored, ticket)
         ended = False
         stream_error: Optional[BaseException] = None
         try:
@@ -430,17 +430,17 @@ class _Consumer(threading.Thread):
                                 ledger.skip(i, i, subsampled=True)
                         ticket = self.scorer.begin(i, None, score)
                         if pool is not None:
-                            fut = pool.submit(self._work, ticket, pair)
+                            fut = pool.submit(self._work, ticket, pair, False)
                         else:
                             fut = None
                             self._work(ticket, pair)
-                        inflight.append((pair, fut, score))
+                        inflight.append((pair, fut, score, ticket))
                         continue
                 if not inflight:
                     if ended:
                         break
                     continue
-                pair, fut, score = inflight[0]
+                pair, fut, score, ticket = inflight[0]
                 if fut is not None:
                     if not fut.done():
                         if room:
@@ -450,6 +450,9 @@ class _Consumer(threading.Thread):
                         except FutureTimeout:
                             continue
                     fut.result()  # a failure in the lane is raised here
+                    # the ordered extractors, here in frame order: a lane
+                    # never waits for the frame ahead of its own
+                    self.scorer.work_ordered(ticket, pair.ref, pair.dis)
                 inflight.popleft()
                 recs = self.scorer.collect()
                 self._emit(recs)
@@ -462,6 +465,8 @@ class _Consumer(threading.Thread):
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)  # queued frames: not needed now
+                if self.s._stop.is_set():  # the frames the lanes finished: complete them
+                    self._complete(inflight)
             self.stream.release_all()
         if self.s._stop.is_set():
             self._emit(self.scorer.collect())  # frames that were in flight
@@ -495,8 +500,19 @@ class _Consumer(threading.Thread):
         if self.s.opts.live:
             _lower_priority()
 
-    def _work(self, ticket, pair) -> None:
-        self.scorer.work(ticket, getattr(_lane, "id", 0), pair.ref, pair.dis)
+    def _work(self, ticket, pair, ordered: bool = True) -> None:
+        self.scorer.work(ticket, getattr(_lane, "id", 0), pair.ref, pair.dis, ordered)
+
+    def _complete(self, inflight) -> None:
+        """After an interrupt: the ordered extractors of the frames in flight
+        whose lanes finished, in order up to the first that did not."""
+        for pair, fut, _, ticket in inflight:
+            if fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
+                return
+            try:
+                self.scorer.work_ordered(ticket, pair.ref, pair.dis)
+            except BaseException:
+                return
 
     def _drain(self) -> None:
         # keep the pipe flowing so that ffmpeg can finish; score nothing more

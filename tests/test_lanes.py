@@ -38,11 +38,14 @@ def _frames(n=10, w=224, h=176, seed=3):
     return out, FrameFormat(w, h, "420", 8)
 
 
-def _score_in_lanes(scorer, frames, scored, lanes):
+def _score_in_lanes(scorer, frames, scored, lanes, ordered_here=False):
     """What the session's consumer does: begin() in frame order, work() on a
     pool of `lanes` threads (each its lane), collect() in order.  A random
     pause before each work() makes later frames start (and often finish)
-    their spatial features first."""
+    their spatial features first.  ``ordered_here``: as the session does, the
+    lanes leave the ordered extractors (work(..., ordered=False)) to this
+    thread, which runs them (work_ordered) in frame order as each frame's
+    lane returns."""
     ids = iter(range(lanes))
     local = threading.local()
     rnd = random.Random(7)
@@ -54,21 +57,26 @@ def _score_in_lanes(scorer, frames, scored, lanes):
     def job(ticket, k):
         import time
         time.sleep(pauses[k])
-        scorer.work(ticket, local.lane, *frames[k])
+        scorer.work(ticket, local.lane, *frames[k], ordered=not ordered_here)
 
     recs = []
     with ThreadPoolExecutor(lanes, initializer=init) as pool:
-        futs = [pool.submit(job, scorer.begin(i, None, scored(i)), i) for i in range(len(frames))]
-        for f in futs:
+        tickets = [scorer.begin(i, None, scored(i)) for i in range(len(frames))]
+        futs = [pool.submit(job, t, i) for i, t in enumerate(tickets)]
+        for k, f in enumerate(futs):
             f.result()
+            if ordered_here:
+                scorer.work_ordered(tickets[k], *frames[k])
             recs += scorer.collect()
     return recs + scorer.finish()
 
 
+@pytest.mark.parametrize("ordered_here", [False, True])
 @pytest.mark.parametrize("every", [1, 3])
-def test_lanes_give_the_records_of_one_frame_at_a_time(every):
+def test_lanes_give_the_records_of_one_frame_at_a_time(every, ordered_here):
     """Three lanes, frames finishing out of order, --subsample's unscored
-    frames (motion only): the same records, in the same order, as push()."""
+    frames (motion only), the ordered extractors in the lanes or on the
+    caller's thread: the same records, in the same order, as push()."""
     frames, fmt = _frames()
     models = [load_model_spec("vmaf_v0.6.1"), load_model_spec("vmaf_v1.0.16_3d0h")]
     metrics = ["psnr", "ssim", "ms_ssim", "cambi"]
@@ -80,17 +88,18 @@ def test_lanes_give_the_records_of_one_frame_at_a_time(every):
     want += one.finish()
     par = Scorer(fmt, metrics, models, features=True, lanes=3)
     assert par.lanes == 3
-    got = _score_in_lanes(par, frames, scored, 3)
+    got = _score_in_lanes(par, frames, scored, 3, ordered_here)
     assert [r["frame"] for r in got] == [i for i in range(len(frames)) if scored(i)]
     assert got == want  # bit for bit: same kernels, same order of sums
     assert any(r["motion2"] > 0 for r in got)
     assert par.summary() == one.summary()
 
 
-def test_lanes_share_the_ordered_extractors(tmp_path):
+@pytest.mark.parametrize("ordered_here", [False, True])
+def test_lanes_share_the_ordered_extractors(tmp_path, ordered_here):
     """Motion and CAMBI writing heatmaps are one instance for all lanes (state
     and files); the others are one instance per lane.  The heatmap files are
-    those of a one-lane run."""
+    those of a one-lane run, also when the caller runs the ordered ones."""
     frames, fmt = _frames(n=6)
 
     class HeatModel:  # just enough of a model: CAMBI with its heatmap files
@@ -114,7 +123,7 @@ def test_lanes_share_the_ordered_extractors(tmp_path):
             a, b = s._lanes
             kinds = {k[0]: (a[k] is b[k]) for k in a}
             assert kinds == {"psnr": False, "cambi": True, "motion": True}
-        _score_in_lanes(s, frames, lambda i: True, lanes)
+        _score_in_lanes(s, frames, lambda i: True, lanes, ordered_here)
         for ext in s.extractors.values():
             if hasattr(ext, "close"):
                 ext.close()
@@ -327,3 +336,32 @@ def test_lane_count_keeps_to_the_memory_budget():
         lane = [e for k, e in s._lanes[1].items() if k not in s._ordered]
         per_px = _buffer_bytes(lane) / px + 6  # + a 10-bit stacked ring slot
         assert 1 < per_px < LANE_BYTES_PER_PIXEL, (name, per_px)
+
+
+def test_an_interrupt_completes_the_frames_whose_lanes_finished():
+    """After Ctrl-C the consumer runs the ordered extractors of the frames
+    in flight whose lanes had finished, in order, up to the first that had
+    not (or failed): their records are written; nothing after it is."""
+    import types
+    from concurrent.futures import Future
+    from vqa_filter.session import _Consumer
+    frames, fmt = _frames(n=5)
+    s = Scorer(fmt, ["psnr"], [load_model_spec("vmaf_v0.6.1")], lanes=2)
+    tickets = [s.begin(i, None) for i in range(5)]
+    futs = [Future() for _ in frames]
+    for k in (0, 1, 3, 4):  # frame 2's lane never finished
+        s.work(tickets[k], k % 2, *frames[k], ordered=False)
+        futs[k].set_result(None)
+    inflight = [(types.SimpleNamespace(ref=r, dis=d), f, True, t)
+                for (r, d), f, t in zip(frames, futs, tickets)]
+    _Consumer._complete(types.SimpleNamespace(scorer=s), inflight)
+    assert s._next_temporal == 2  # frames 0 and 1, not 3 and 4
+    one = Scorer(fmt, ["psnr"], [load_model_spec("vmaf_v0.6.1")])
+    want = [r for i in range(2) for r in one.push(i, None, *frames[i])]
+    assert s.collect() == want and want  # frame 0 (motion2 needs frame 1)
+    failed = Future()
+    failed.set_exception(ValueError("lane"))
+    s2 = Scorer(fmt, ["psnr"], [load_model_spec("vmaf_v0.6.1")], lanes=2)
+    t = s2.begin(0, None)
+    _Consumer._complete(types.SimpleNamespace(scorer=s2), [(inflight[0][0], failed, True, t)])
+    assert s2._next_temporal == 0
