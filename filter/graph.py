@@ -145,10 +145,18 @@ class CompareBuild:
     @property
     def queue_options(self) -> Dict[str, int]:
         """ffmpeg's thread queue size for the pair's inputs and output: short
-        for big frames (COMPARE_QUEUE), ffmpeg's default otherwise."""
-        chroma, depth = chroma_and_depth(self.pair_fmt)
-        size = frame_bytes(FrameFormat(self.ref_info.width, self.ref_info.height, chroma, depth))
-        return {"thread_queue_size": COMPARE_QUEUE} if size >= COMPARE_QUEUE_ABOVE else {}
+        for big frames (COMPARE_QUEUE), ffmpeg's default otherwise.  Big: a
+        decoded input frame or a frame of the pair (the larger) of
+        COMPARE_QUEUE_ABOVE bytes or more (a luma-only pair of 4K 10-bit
+        frames takes 16.6 MB, its inputs' frames 25 MB)."""
+        sizes = []
+        for info, fmt in ((self.ref_info, self.ref_info.pix_fmt), (self.dis_info, self.dis_info.pix_fmt),
+                          (self.ref_info, self.pair_fmt)):
+            if info.width and info.height and fmt:
+                chroma, depth = chroma_and_depth(fmt)
+                sizes.append(frame_bytes(FrameFormat(info.width, info.height, chroma, depth)))
+        big = max(sizes, default=0) >= COMPARE_QUEUE_ABOVE
+        return {"thread_queue_size": COMPARE_QUEUE} if big else {}
 
     def command(self, progress_fd: int, pipes: Sequence[Tuple[int, int]]) -> List[str]:
         (frames_fd, stats_fd), = pipes
