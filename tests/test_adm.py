@@ -305,6 +305,34 @@ def distort(rng, y, peak, amount):
 
 # ================================================================ kernels vs twin
 
+def test_level0_horizontal_pass_in_multiply_adds_exact():
+    """_hpass32 (level 0's horizontal DWT pass into int16 bands) computes 16
+    outputs a step with multiply-adds of adjacent int16 samples (_hdwt16):
+    the same int16 results as the filter taken in int64, for full-scale
+    rows (every sample 32767, every one -32768, alternating) and random ones,
+    widths with no step, one and many, the end columns by the index table."""
+    rng = np.random.default_rng(11)
+    for w in (33, 34, 37, 53, 64, 100, 1920):
+        ww = (w + 1) // 2
+        jend = min((w - 3) // 2 + 1, ww)
+        ix = np.zeros((4, ww), np.int64)
+        rows = [np.full(w, 32767, np.int16), np.full(w, -32768, np.int16),
+                np.resize(np.array([32767, -32768], np.int16), w)]
+        rows += [rng.integers(-32768, 32768, w).astype(np.int16) for _ in range(4)]
+        for x in rows:
+            xs = x[1:].astype(np.int64)
+            n = jend - 1
+            s0, s1, s2, s3 = (xs[k:k + 2 * n:2] for k in range(4))
+            for add_h, sh_h in ((32768, 16), (16384, 15), (0, 0)):
+                oa = np.zeros(ww, np.int16)
+                ob = np.zeros(ww, np.int16)
+                A._hpass32(x, oa, ob, ix, jend, add_h, sh_h)
+                a = (15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3 + add_h) >> sh_h
+                b = (-4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3 + add_h) >> sh_h
+                np.testing.assert_array_equal(oa[1:jend], a.astype(np.int16))
+                np.testing.assert_array_equal(ob[1:jend], b.astype(np.int16))
+
+
 def test_dwt_kernel_matches_twin():
     rng = np.random.default_rng(3)
     for bpc, shape in [(8, (37, 53)), (10, (48, 64)), (12, (33, 34)), (16, (40, 41))]:

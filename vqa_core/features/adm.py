@@ -85,12 +85,16 @@ import math
 
 import numpy as np
 
-from ._jit import njit
-from ._par import KERNEL, KERNEL_THREADS, band_count, noinline
+from ._jit import intrinsic, lazy_module, njit
+from ._par import KERNEL, KERNEL_THREADS, band_count, ir_splat, noinline
 from ._par import clz64 as _clz64, i32 as _i32
 from ._par import lane_add as _add, lane_mul as _mul, lane_shr as _shr, lane_sub as _sub
 from .base import FeatureExtractor, FrameFormat
 from .registry import register
+
+#: Numba's types and llvmlite's IR, imported when a kernel compiles
+types = lazy_module("numba.core.types")
+ir = lazy_module("llvmlite.ir")
 
 # ---------------------------------------------------------------- constants
 
@@ -347,10 +351,62 @@ def _vsum16(r0, r1, r2, r3, lo, hi):
         lo[j], hi[j] = _vsums32(r0[j], r1[j], r2[j], r3[j])
 
 
+@intrinsic
+def _hdwt16(typingctx, xs, jj, oas, obs, ad, sh):
+    """16 outputs of _hpass32's main loop at once: for l < 16,
+    oas[jj + l] = (15826 s0 + 27411 s1 + 7345 s2 - 4240 s3 + ad) >> sh and
+    obs[jj + l] = (-4240 s0 - 7345 s1 + 27411 s2 - 15826 s3 + ad) >> sh,
+    (s0, s1, s2, s3) = xs[2 (jj + l) .. 2 (jj + l) + 3], as int16 stores.
+    Adjacent int16 samples are the pairs of a multiply-add (vpmaddwd): two
+    loads of 32 samples, four multiply-adds, instead of gathering the even
+    and odd samples and eight 32-bit multiplies.  Exact: each pair's sum
+    fits in int32 (no tap is -32768), and the two pairs' add wraps as
+    _hpass32's int32 sums do (they do not reach 2^31)."""
+    if not all(isinstance(a, types.Array) for a in (xs, oas, obs)):
+        return None
+    # other dtypes (the levels above 0, compiled with this branch but never
+    # running it: see _hpass32) make no code
+    int16s = all(a.dtype == types.int16 for a in (xs, oas, obs))
+
+    def codegen(context, builder, sig, args):
+        from .vif import LANES, _emit_madd, _simd_mode
+        if not int16s:
+            return context.get_dummy_value()
+        xs_v, jj_v, oa_v, ob_v, ad_v, sh_v = args
+        i16, i32 = ir.IntType(16), ir.IntType(32)
+        v2 = ir.VectorType(i16, 2 * LANES)
+        vi = ir.VectorType(i32, LANES)
+        vh = ir.VectorType(i16, LANES)
+        mode = _simd_mode()
+        x = context.make_array(sig.args[0])(context, builder, xs_v)
+        base = builder.gep(x.data, [builder.shl(jj_v, ir.Constant(jj_v.type, 1))])
+        p01 = builder.load(builder.bitcast(base, v2.as_pointer()), align=2)
+        p23 = builder.load(builder.bitcast(builder.gep(base, [ir.Constant(jj_v.type, 2)]),
+                                           v2.as_pointer()), align=2)
+
+        def c(v):
+            return ir.Constant(i16, v)
+        a = builder.add(_emit_madd(builder, mode, p01, c(15826), c(27411)),
+                        _emit_madd(builder, mode, p23, c(7345), c(-4240)))
+        b = builder.add(_emit_madd(builder, mode, p01, c(-4240), c(-7345)),
+                        _emit_madd(builder, mode, p23, c(27411), c(-15826)))
+        adv = ir_splat(builder, builder.trunc(ad_v, i32), vi)
+        shv = ir_splat(builder, builder.trunc(sh_v, i32), vi)
+        for acc, arr_v, ty in ((a, oa_v, sig.args[2]), (b, ob_v, sig.args[3])):
+            r = builder.trunc(builder.ashr(builder.add(acc, adv), shv), vh)
+            o = context.make_array(ty)(context, builder, arr_v)
+            po = builder.bitcast(builder.gep(o.data, [jj_v]), vh.as_pointer())
+            builder.store(r, po, align=2)
+        return context.get_dummy_value()
+
+    return types.void(xs, jj, oas, obs, ad, sh), codegen
+
+
 @njit(**KERNEL)
 def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
     """_hpass of an int16 row in int32: the sums stay below 2^31
-    (54822 * 2^15 + 2^15)."""
+    (54822 * 2^15 + 2^15).  Into int16 bands (level 0), 16 outputs a step
+    by _hdwt16."""
     c0, c1, c2, c3 = _i32(15826), _i32(27411), _i32(7345), _i32(4240)
     ad = _i32(add_h)
     sh = _i32(sh_h)
@@ -359,7 +415,12 @@ def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
         xs = x[1:]
         oas = oa[1:jend]
         obs = ob[1:jend]
-        for jj in range(n):
+        start = 0
+        if x.itemsize == 2 and oa.itemsize == 2 and ob.itemsize == 2:
+            while start + 16 <= n:
+                _hdwt16(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h))
+                start += 16
+        for jj in range(start, n):
             s0 = _i32(xs[2 * jj])
             s1 = _i32(xs[2 * jj + 1])
             s2 = _i32(xs[2 * jj + 2])
