@@ -310,7 +310,8 @@ def test_level0_horizontal_pass_in_multiply_adds_exact():
     outputs a step with multiply-adds of adjacent int16 samples (_hdwt16):
     the same int16 results as the filter taken in int64, for full-scale
     rows (every sample 32767, every one -32768, alternating) and random ones,
-    widths with no step, one and many, the end columns by the index table."""
+    widths with no step, one and many, the end columns by the index table;
+    a strided row (no multiply-add steps for it) as well."""
     rng = np.random.default_rng(11)
     for w in (33, 34, 37, 53, 64, 100, 1920):
         ww = (w + 1) // 2
@@ -319,6 +320,7 @@ def test_level0_horizontal_pass_in_multiply_adds_exact():
         rows = [np.full(w, 32767, np.int16), np.full(w, -32768, np.int16),
                 np.resize(np.array([32767, -32768], np.int16), w)]
         rows += [rng.integers(-32768, 32768, w).astype(np.int16) for _ in range(4)]
+        rows.append(rng.integers(-32768, 32768, 2 * w).astype(np.int16)[::2])  # strided: scalar
         for x in rows:
             xs = x[1:].astype(np.int64)
             n = jend - 1

@@ -361,17 +361,17 @@ def _hdwt16(typingctx, xs, jj, oas, obs, ad, sh):
     loads of 32 samples, four multiply-adds, instead of gathering the even
     and odd samples and eight 32-bit multiplies.  Exact: each pair's sum
     fits in int32 (no tap is -32768), and the two pairs' add wraps as
-    _hpass32's int32 sums do (they do not reach 2^31)."""
+    _hpass32's int32 sums do (they do not reach 2^31).  Returns whether it
+    did: not for other dtypes (the levels above 0, compiled with this
+    branch but never running it) nor for arrays that are not contiguous."""
     if not all(isinstance(a, types.Array) for a in (xs, oas, obs)):
         return None
-    # other dtypes (the levels above 0, compiled with this branch but never
-    # running it: see _hpass32) make no code
-    int16s = all(a.dtype == types.int16 for a in (xs, oas, obs))
+    ok = all(a.dtype == types.int16 and a.layout == "C" for a in (xs, oas, obs))
 
     def codegen(context, builder, sig, args):
         from .vif import LANES, _emit_madd, _simd_mode
-        if not int16s:
-            return context.get_dummy_value()
+        if not ok:
+            return ir.Constant(ir.IntType(1), 0)
         xs_v, jj_v, oa_v, ob_v, ad_v, sh_v = args
         i16, i32 = ir.IntType(16), ir.IntType(32)
         v2 = ir.VectorType(i16, 2 * LANES)
@@ -397,9 +397,9 @@ def _hdwt16(typingctx, xs, jj, oas, obs, ad, sh):
             o = context.make_array(ty)(context, builder, arr_v)
             po = builder.bitcast(builder.gep(o.data, [jj_v]), vh.as_pointer())
             builder.store(r, po, align=2)
-        return context.get_dummy_value()
+        return ir.Constant(ir.IntType(1), 1)
 
-    return types.void(xs, jj, oas, obs, ad, sh), codegen
+    return types.boolean(xs, jj, oas, obs, ad, sh), codegen
 
 
 @njit(**KERNEL)
@@ -418,7 +418,8 @@ def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
         start = 0
         if x.itemsize == 2 and oa.itemsize == 2 and ob.itemsize == 2:
             while start + 16 <= n:
-                _hdwt16(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h))
+                if not _hdwt16(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
+                    break
                 start += 16
         for jj in range(start, n):
             s0 = _i32(xs[2 * jj])
