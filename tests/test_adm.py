@@ -335,6 +335,38 @@ def test_level0_horizontal_pass_in_multiply_adds_exact():
                 np.testing.assert_array_equal(ob[1:jend], b.astype(np.int16))
 
 
+def test_upper_levels_horizontal_pass_in_split_multiply_adds_exact():
+    """_hpass on int32 rows and bands (levels 1-3) takes 16 outputs a step
+    from multiply-adds of the samples' 16-bit halves (_hdwt_split): the same
+    int32 results as the filter in int64 stored into int32 (wrapping where
+    the exact value leaves int32), over the whole int32 range, for both of
+    the levels' (rounding, shift) pairs; a strided row by the scalar loop."""
+    rng = np.random.default_rng(12)
+    for w in (33, 37, 64, 100, 960):
+        ww = (w + 1) // 2
+        jend = min((w - 3) // 2 + 1, ww)
+        ix = np.zeros((4, ww), np.int64)
+        top, bottom = 2 ** 31 - 1, -2 ** 31
+        rows = [np.full(w, top, np.int32), np.full(w, bottom, np.int32),
+                np.resize(np.array([top, bottom], np.int32), w),
+                np.resize(np.array([bottom, top, top, bottom], np.int32), w)]
+        rows += [rng.integers(bottom, top, w, endpoint=True).astype(np.int32) for _ in range(4)]
+        rows += [rng.integers(-70000, 70000, w).astype(np.int32) for _ in range(2)]
+        rows.append(rng.integers(bottom, top, 2 * w).astype(np.int32)[::2])
+        for x in rows:
+            xs = x[1:].astype(np.int64)
+            n = jend - 1
+            s0, s1, s2, s3 = (xs[k:k + 2 * n:2] for k in range(4))
+            for add_h, sh_h in ((16384, 15), (32768, 16)):
+                oa = np.zeros(ww, np.int32)
+                ob = np.zeros(ww, np.int32)
+                A._hpass(x, oa, ob, ix, jend, add_h, sh_h)
+                a = (15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3 + add_h) >> sh_h
+                b = (-4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3 + add_h) >> sh_h
+                np.testing.assert_array_equal(oa[1:jend], a.astype(np.int32))
+                np.testing.assert_array_equal(ob[1:jend], b.astype(np.int32))
+
+
 def test_dwt_kernel_matches_twin():
     rng = np.random.default_rng(3)
     for bpc, shape in [(8, (37, 53)), (10, (48, 64)), (12, (33, 34)), (16, (40, 41))]:

@@ -291,17 +291,86 @@ def _vpass(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v, wrap_v):
         hi[j] = acc2 >> sh_v
 
 
+@intrinsic
+def _hdwt_split(typingctx, xs, jj, oas, obs, ad, sh):
+    """16 outputs of _hpass's main loop at once, for int32 rows and bands
+    (levels 1-3), by multiply-adds of 16-bit halves: with s = 2^16 h + l
+    (h = s >> 16, l = s & 0xFFFF, taken as l - 2^15 in int16), a filter sum
+    is 2^16 (H + K) + L, H and L the multiply-add sums of the h and of the
+    l - 2^15 (pairs of adjacent samples, as _hdwt16), K = 2^15 sum(taps) /
+    2^16 (23171 for the lo filter, 0 for the hi one), so that
+    (sum + ad) >> sh = (H + K) << (16 - sh) + ((L + ad) >> sh) exactly,
+    for 0 < sh <= 16.  |H|, |L + ad| < 54822 * 2^15 + 2^15 < 2^31; the
+    first term may wrap, as the int64 result does when it is stored into
+    an int32 band.  Returns whether it did: only for contiguous int32 rows
+    and bands (compiled, never run, for others)."""
+    if not all(isinstance(a, types.Array) for a in (xs, oas, obs)):
+        return None
+    ok = all(a.dtype == types.int32 and a.layout == "C" for a in (xs, oas, obs))
+
+    def codegen(context, builder, sig, args):
+        from .vif import LANES, _emit_madd, _simd_mode
+        if not ok:
+            return ir.Constant(ir.IntType(1), 0)
+        xs_v, jj_v, oa_v, ob_v, ad_v, sh_v = args
+        i16, i32 = ir.IntType(16), ir.IntType(32)
+        n = 2 * LANES
+        v32 = ir.VectorType(i32, n)
+        v16 = ir.VectorType(i16, n)
+        vi = ir.VectorType(i32, LANES)
+        mode = _simd_mode()
+        x = context.make_array(sig.args[0])(context, builder, xs_v)
+        base = builder.gep(x.data, [builder.shl(jj_v, ir.Constant(jj_v.type, 1))])
+
+        def halves(ptr):
+            v = builder.load(builder.bitcast(ptr, v32.as_pointer()), align=4)
+            hi = builder.trunc(builder.ashr(v, ir.Constant(v32, [16] * n)), v16)
+            lo = builder.xor(builder.trunc(v, v16), ir.Constant(v16, [-32768] * n))
+            return hi, lo
+        h01, l01 = halves(base)
+        h23, l23 = halves(builder.gep(base, [ir.Constant(jj_v.type, 2)]))
+
+        def c(v):
+            return ir.Constant(i16, v)
+
+        def fsum(p01, p23, t):
+            return builder.add(_emit_madd(builder, mode, p01, c(t[0]), c(t[1])),
+                               _emit_madd(builder, mode, p23, c(t[2]), c(t[3])))
+        adv = ir_splat(builder, ad_v, vi)
+        shv = ir_splat(builder, sh_v, vi)
+        up = ir_splat(builder, builder.sub(ir.Constant(sh_v.type, 16), sh_v), vi)
+        for taps, k, arr_v, ty in (((15826, 27411, 7345, -4240), 23171, oa_v, sig.args[2]),
+                                   ((-4240, -7345, 27411, -15826), 0, ob_v, sig.args[3])):
+            hs = builder.add(fsum(h01, h23, taps), ir.Constant(vi, [k] * LANES))
+            ls = fsum(l01, l23, taps)
+            r = builder.add(builder.shl(hs, up), builder.ashr(builder.add(ls, adv), shv))
+            o = context.make_array(ty)(context, builder, arr_v)
+            po = builder.bitcast(builder.gep(o.data, [jj_v]), vi.as_pointer())
+            builder.store(r, po, align=4)
+        return ir.Constant(ir.IntType(1), 1)
+
+    return types.boolean(xs, jj, oas, obs, ad, sh), codegen
+
+
 @njit(**KERNEL)
 def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
     """Horizontal pass of row x, decimated by 2: oa lo-filtered, ob hi-filtered.
     Outputs 1..jend-1 read x[2j-1 .. 2j+2] directly; the others through the
-    mirrored index table ix."""
+    mirrored index table ix.  int32 rows and bands: 16 outputs a step by
+    _hdwt_split."""
     n = jend - 1
     if n > 0:
         xs = x[1:]
         oas = oa[1:jend]
         obs = ob[1:jend]
-        for jj in range(n):
+        start = 0
+        if (x.itemsize == 4 and oa.itemsize == 4 and ob.itemsize == 4 and 0 < sh_h <= 16
+                and 0 <= add_h <= 65536):
+            while start + 16 <= n:
+                if not _hdwt_split(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
+                    break
+                start += 16
+        for jj in range(start, n):
             s0 = np.int64(xs[2 * jj])
             s1 = np.int64(xs[2 * jj + 1])
             s2 = np.int64(xs[2 * jj + 2])
