@@ -305,66 +305,47 @@ def distort(rng, y, peak, amount):
 
 # ================================================================ kernels vs twin
 
-def test_level0_horizontal_pass_in_multiply_adds_exact():
-    """_hpass32 (level 0's horizontal DWT pass into int16 bands) computes 16
-    outputs a step with multiply-adds of adjacent int16 samples (_hdwt16):
-    the same int16 results as the filter taken in int64, for full-scale
-    rows (every sample 32767, every one -32768, alternating) and random ones,
-    widths with no step, one and many, the end columns by the index table;
-    a strided row (no multiply-add steps for it) as well."""
+def _extreme_rows(rng, w, dtype):
+    """Full-scale rows (every sample the top, every one the bottom, both
+    alternating), random ones, and a strided one, of ``dtype``."""
+    info = np.iinfo(dtype)
+    top, bottom = int(info.max), int(info.min)
+    rows = [np.full(w, top, dtype), np.full(w, bottom, dtype),
+            np.resize(np.array([top, bottom], dtype), w),
+            np.resize(np.array([bottom, top, top, bottom], dtype), w)]
+    rows += [rng.integers(bottom, top, w, endpoint=True).astype(dtype) for _ in range(4)]
+    rows.append(rng.integers(bottom, top, 2 * w, endpoint=True).astype(dtype)[::2])
+    return rows
+
+
+@pytest.mark.parametrize("dtype, rounding", [(np.int16, ((32768, 16), (16384, 15), (0, 0))),
+                                             (np.int32, ((16384, 15), (32768, 16)))])
+def test_horizontal_dwt_pass_in_multiply_adds_exact(dtype, rounding):
+    """The horizontal DWT passes take 16 outputs a step by multiply-adds of
+    adjacent 16-bit samples (_hdwt_step): at level 0 (_hpass32, int16) of the
+    samples, at levels 1-3 (_hpass, int32) of their 16-bit halves.  The same
+    results as the filter taken in int64 and stored into the band's dtype
+    (wrapping where the exact value leaves int32), for full-scale and random
+    rows over the dtype's whole range, the levels' (rounding, shift) pairs,
+    widths with no step, one and many; a strided row takes the scalar loop."""
     rng = np.random.default_rng(11)
+    hpass = A._hpass32 if dtype == np.int16 else A._hpass
     for w in (33, 34, 37, 53, 64, 100, 1920):
         ww = (w + 1) // 2
         jend = min((w - 3) // 2 + 1, ww)
         ix = np.zeros((4, ww), np.int64)
-        rows = [np.full(w, 32767, np.int16), np.full(w, -32768, np.int16),
-                np.resize(np.array([32767, -32768], np.int16), w)]
-        rows += [rng.integers(-32768, 32768, w).astype(np.int16) for _ in range(4)]
-        rows.append(rng.integers(-32768, 32768, 2 * w).astype(np.int16)[::2])  # strided: scalar
-        for x in rows:
+        for x in _extreme_rows(rng, w, dtype):
             xs = x[1:].astype(np.int64)
             n = jend - 1
             s0, s1, s2, s3 = (xs[k:k + 2 * n:2] for k in range(4))
-            for add_h, sh_h in ((32768, 16), (16384, 15), (0, 0)):
-                oa = np.zeros(ww, np.int16)
-                ob = np.zeros(ww, np.int16)
-                A._hpass32(x, oa, ob, ix, jend, add_h, sh_h)
+            for add_h, sh_h in rounding:
+                oa = np.zeros(ww, dtype)
+                ob = np.zeros(ww, dtype)
+                hpass(x, oa, ob, ix, jend, add_h, sh_h)
                 a = (15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3 + add_h) >> sh_h
                 b = (-4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3 + add_h) >> sh_h
-                np.testing.assert_array_equal(oa[1:jend], a.astype(np.int16))
-                np.testing.assert_array_equal(ob[1:jend], b.astype(np.int16))
-
-
-def test_upper_levels_horizontal_pass_in_split_multiply_adds_exact():
-    """_hpass on int32 rows and bands (levels 1-3) takes 16 outputs a step
-    from multiply-adds of the samples' 16-bit halves (_hdwt_split): the same
-    int32 results as the filter in int64 stored into int32 (wrapping where
-    the exact value leaves int32), over the whole int32 range, for both of
-    the levels' (rounding, shift) pairs; a strided row by the scalar loop."""
-    rng = np.random.default_rng(12)
-    for w in (33, 37, 64, 100, 960):
-        ww = (w + 1) // 2
-        jend = min((w - 3) // 2 + 1, ww)
-        ix = np.zeros((4, ww), np.int64)
-        top, bottom = 2 ** 31 - 1, -2 ** 31
-        rows = [np.full(w, top, np.int32), np.full(w, bottom, np.int32),
-                np.resize(np.array([top, bottom], np.int32), w),
-                np.resize(np.array([bottom, top, top, bottom], np.int32), w)]
-        rows += [rng.integers(bottom, top, w, endpoint=True).astype(np.int32) for _ in range(4)]
-        rows += [rng.integers(-70000, 70000, w).astype(np.int32) for _ in range(2)]
-        rows.append(rng.integers(bottom, top, 2 * w).astype(np.int32)[::2])
-        for x in rows:
-            xs = x[1:].astype(np.int64)
-            n = jend - 1
-            s0, s1, s2, s3 = (xs[k:k + 2 * n:2] for k in range(4))
-            for add_h, sh_h in ((16384, 15), (32768, 16)):
-                oa = np.zeros(ww, np.int32)
-                ob = np.zeros(ww, np.int32)
-                A._hpass(x, oa, ob, ix, jend, add_h, sh_h)
-                a = (15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3 + add_h) >> sh_h
-                b = (-4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3 + add_h) >> sh_h
-                np.testing.assert_array_equal(oa[1:jend], a.astype(np.int32))
-                np.testing.assert_array_equal(ob[1:jend], b.astype(np.int32))
+                np.testing.assert_array_equal(oa[1:jend], a.astype(dtype))
+                np.testing.assert_array_equal(ob[1:jend], b.astype(dtype))
 
 
 def test_dwt_kernel_matches_twin():

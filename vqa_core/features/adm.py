@@ -291,22 +291,42 @@ def _vpass(r0, r1, r2, r3, lo, hi, norm, add_v, sh_v, wrap_v):
         hi[j] = acc2 >> sh_v
 
 
+#: the DWT's filters (lo, hi) as the sample pairs' taps of a multiply-add:
+#: ((even, odd) of the pair (s0, s1), (even, odd) of (s2, s3))
+_DWT_PAIR_TAPS = ((15826, 27411, 7345, -4240), (-4240, -7345, 27411, -15826))
+
+
 @intrinsic
-def _hdwt_split(typingctx, xs, jj, oas, obs, ad, sh):
-    """16 outputs of _hpass's main loop at once, for int32 rows and bands
-    (levels 1-3), by multiply-adds of 16-bit halves: with s = 2^16 h + l
-    (h = s >> 16, l = s & 0xFFFF, taken as l - 2^15 in int16), a filter sum
-    is 2^16 (H + K) + L, H and L the multiply-add sums of the h and of the
-    l - 2^15 (pairs of adjacent samples, as _hdwt16), K = 2^15 sum(taps) /
-    2^16 (23171 for the lo filter, 0 for the hi one), so that
-    (sum + ad) >> sh = (H + K) << (16 - sh) + ((L + ad) >> sh) exactly,
-    for 0 < sh <= 16.  |H|, |L + ad| < 54822 * 2^15 + 2^15 < 2^31; the
-    first term may wrap, as the int64 result does when it is stored into
-    an int32 band.  Returns whether it did: only for contiguous int32 rows
-    and bands (compiled, never run, for others)."""
+def _hdwt_step(typingctx, xs, jj, oas, obs, ad, sh):
+    """16 outputs of a horizontal DWT pass at once: for l < 16,
+    oas[jj + l] = (15826 s0 + 27411 s1 + 7345 s2 - 4240 s3 + ad) >> sh and
+    obs[jj + l] = (-4240 s0 - 7345 s1 + 27411 s2 - 15826 s3 + ad) >> sh,
+    (s0, s1, s2, s3) = xs[2 (jj + l) .. 2 (jj + l) + 3], by multiply-adds
+    (vpmaddwd) of adjacent 16-bit samples: an output's pairs (s0, s1) and
+    (s2, s3) are adjacent in the row, so two loads and four multiply-adds
+    replace gathering the even and odd samples for eight multiplies.
+
+    int16 rows and bands (level 0, _hpass32): the samples themselves.  Each
+    pair's sum fits in int32 (no tap is -32768); the two pairs' add wraps
+    as _hpass32's int32 sums do (they do not reach 2^31).
+
+    int32 rows and bands (levels 1-3, _hpass): their 16-bit halves.  With
+    s = 2^16 h + l (h = s >> 16, l = s & 0xFFFF taken as l - 2^15), a sum is
+    2^16 (H + K) + L, H and L the multiply-add sums of the h and of the
+    l - 2^15, K = 2^15 sum(taps) / 2^16 (23171 for the lo filter, 0 for the
+    hi one), so that (sum + ad) >> sh = (H + K) << (16 - sh) + ((L + ad) >>
+    sh) exactly for 0 < sh <= 16; |H|, |L + ad| < 54822 * 2^15 + 2^15 < 2^31,
+    and only the first term can wrap, as the int64 result does when stored
+    into an int32 band.
+
+    Returns whether it did: not for other dtypes (compiled with the callers'
+    branches, never run) nor for arrays that are not contiguous."""
     if not all(isinstance(a, types.Array) for a in (xs, oas, obs)):
         return None
-    ok = all(a.dtype == types.int32 and a.layout == "C" for a in (xs, oas, obs))
+    dts = {a.dtype for a in (xs, oas, obs)}
+    ok = len(dts) == 1 and dts <= {types.int16, types.int32} and \
+        all(a.layout == "C" for a in (xs, oas, obs))
+    split = ok and xs.dtype == types.int32
 
     def codegen(context, builder, sig, args):
         from .vif import LANES, _emit_madd, _simd_mode
@@ -315,38 +335,42 @@ def _hdwt_split(typingctx, xs, jj, oas, obs, ad, sh):
         xs_v, jj_v, oa_v, ob_v, ad_v, sh_v = args
         i16, i32 = ir.IntType(16), ir.IntType(32)
         n = 2 * LANES
-        v32 = ir.VectorType(i32, n)
         v16 = ir.VectorType(i16, n)
         vi = ir.VectorType(i32, LANES)
         mode = _simd_mode()
         x = context.make_array(sig.args[0])(context, builder, xs_v)
         base = builder.gep(x.data, [builder.shl(jj_v, ir.Constant(jj_v.type, 1))])
+        ptrs = (base, builder.gep(base, [ir.Constant(jj_v.type, 2)]))
+        if split:  # (hi halves, lo halves - 2^15) of (s0, s1) and of (s2, s3)
+            v32 = ir.VectorType(i32, n)
+            loads = [builder.load(builder.bitcast(p, v32.as_pointer()), align=4) for p in ptrs]
+            parts = [[builder.trunc(builder.ashr(v, ir.Constant(v32, [16] * n)), v16)
+                      for v in loads],
+                     [builder.xor(builder.trunc(v, v16), ir.Constant(v16, [-32768] * n))
+                      for v in loads]]
+        else:
+            parts = [[builder.load(builder.bitcast(p, v16.as_pointer()), align=2) for p in ptrs]]
 
-        def halves(ptr):
-            v = builder.load(builder.bitcast(ptr, v32.as_pointer()), align=4)
-            hi = builder.trunc(builder.ashr(v, ir.Constant(v32, [16] * n)), v16)
-            lo = builder.xor(builder.trunc(v, v16), ir.Constant(v16, [-32768] * n))
-            return hi, lo
-        h01, l01 = halves(base)
-        h23, l23 = halves(builder.gep(base, [ir.Constant(jj_v.type, 2)]))
-
-        def c(v):
-            return ir.Constant(i16, v)
-
-        def fsum(p01, p23, t):
-            return builder.add(_emit_madd(builder, mode, p01, c(t[0]), c(t[1])),
-                               _emit_madd(builder, mode, p23, c(t[2]), c(t[3])))
+        def fsum(pairs, t):
+            c = [ir.Constant(i16, v) for v in t]
+            return builder.add(_emit_madd(builder, mode, pairs[0], c[0], c[1]),
+                               _emit_madd(builder, mode, pairs[1], c[2], c[3]))
         adv = ir_splat(builder, ad_v, vi)
         shv = ir_splat(builder, sh_v, vi)
-        up = ir_splat(builder, builder.sub(ir.Constant(sh_v.type, 16), sh_v), vi)
-        for taps, k, arr_v, ty in (((15826, 27411, 7345, -4240), 23171, oa_v, sig.args[2]),
-                                   ((-4240, -7345, 27411, -15826), 0, ob_v, sig.args[3])):
-            hs = builder.add(fsum(h01, h23, taps), ir.Constant(vi, [k] * LANES))
-            ls = fsum(l01, l23, taps)
-            r = builder.add(builder.shl(hs, up), builder.ashr(builder.add(ls, adv), shv))
+        for taps, k, arr_v, ty in ((_DWT_PAIR_TAPS[0], 23171, oa_v, sig.args[2]),
+                                   (_DWT_PAIR_TAPS[1], 0, ob_v, sig.args[3])):
+            if split:
+                up = ir_splat(builder, builder.sub(ir.Constant(sh_v.type, 16), sh_v), vi)
+                hs = builder.add(fsum(parts[0], taps), ir.Constant(vi, [k] * LANES))
+                r = builder.add(builder.shl(hs, up),
+                                builder.ashr(builder.add(fsum(parts[1], taps), adv), shv))
+                vo = vi
+            else:
+                vo = ir.VectorType(i16, LANES)
+                r = builder.trunc(builder.ashr(builder.add(fsum(parts[0], taps), adv), shv), vo)
             o = context.make_array(ty)(context, builder, arr_v)
-            po = builder.bitcast(builder.gep(o.data, [jj_v]), vi.as_pointer())
-            builder.store(r, po, align=4)
+            builder.store(r, builder.bitcast(builder.gep(o.data, [jj_v]), vo.as_pointer()),
+                          align=vo.element.width // 8)
         return ir.Constant(ir.IntType(1), 1)
 
     return types.boolean(xs, jj, oas, obs, ad, sh), codegen
@@ -357,7 +381,7 @@ def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
     """Horizontal pass of row x, decimated by 2: oa lo-filtered, ob hi-filtered.
     Outputs 1..jend-1 read x[2j-1 .. 2j+2] directly; the others through the
     mirrored index table ix.  int32 rows and bands: 16 outputs a step by
-    _hdwt_split."""
+    _hdwt_step."""
     n = jend - 1
     if n > 0:
         xs = x[1:]
@@ -367,7 +391,7 @@ def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
         if (x.itemsize == 4 and oa.itemsize == 4 and ob.itemsize == 4 and 0 < sh_h <= 16
                 and 0 <= add_h <= 65536):
             while start + 16 <= n:
-                if not _hdwt_split(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
+                if not _hdwt_step(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
                     break
                 start += 16
         for jj in range(start, n):
@@ -420,62 +444,11 @@ def _vsum16(r0, r1, r2, r3, lo, hi):
         lo[j], hi[j] = _vsums32(r0[j], r1[j], r2[j], r3[j])
 
 
-@intrinsic
-def _hdwt16(typingctx, xs, jj, oas, obs, ad, sh):
-    """16 outputs of _hpass32's main loop at once: for l < 16,
-    oas[jj + l] = (15826 s0 + 27411 s1 + 7345 s2 - 4240 s3 + ad) >> sh and
-    obs[jj + l] = (-4240 s0 - 7345 s1 + 27411 s2 - 15826 s3 + ad) >> sh,
-    (s0, s1, s2, s3) = xs[2 (jj + l) .. 2 (jj + l) + 3], as int16 stores.
-    Adjacent int16 samples are the pairs of a multiply-add (vpmaddwd): two
-    loads of 32 samples, four multiply-adds, instead of gathering the even
-    and odd samples and eight 32-bit multiplies.  Exact: each pair's sum
-    fits in int32 (no tap is -32768), and the two pairs' add wraps as
-    _hpass32's int32 sums do (they do not reach 2^31).  Returns whether it
-    did: not for other dtypes (the levels above 0, compiled with this
-    branch but never running it) nor for arrays that are not contiguous."""
-    if not all(isinstance(a, types.Array) for a in (xs, oas, obs)):
-        return None
-    ok = all(a.dtype == types.int16 and a.layout == "C" for a in (xs, oas, obs))
-
-    def codegen(context, builder, sig, args):
-        from .vif import LANES, _emit_madd, _simd_mode
-        if not ok:
-            return ir.Constant(ir.IntType(1), 0)
-        xs_v, jj_v, oa_v, ob_v, ad_v, sh_v = args
-        i16, i32 = ir.IntType(16), ir.IntType(32)
-        v2 = ir.VectorType(i16, 2 * LANES)
-        vi = ir.VectorType(i32, LANES)
-        vh = ir.VectorType(i16, LANES)
-        mode = _simd_mode()
-        x = context.make_array(sig.args[0])(context, builder, xs_v)
-        base = builder.gep(x.data, [builder.shl(jj_v, ir.Constant(jj_v.type, 1))])
-        p01 = builder.load(builder.bitcast(base, v2.as_pointer()), align=2)
-        p23 = builder.load(builder.bitcast(builder.gep(base, [ir.Constant(jj_v.type, 2)]),
-                                           v2.as_pointer()), align=2)
-
-        def c(v):
-            return ir.Constant(i16, v)
-        a = builder.add(_emit_madd(builder, mode, p01, c(15826), c(27411)),
-                        _emit_madd(builder, mode, p23, c(7345), c(-4240)))
-        b = builder.add(_emit_madd(builder, mode, p01, c(-4240), c(-7345)),
-                        _emit_madd(builder, mode, p23, c(27411), c(-15826)))
-        adv = ir_splat(builder, builder.trunc(ad_v, i32), vi)
-        shv = ir_splat(builder, builder.trunc(sh_v, i32), vi)
-        for acc, arr_v, ty in ((a, oa_v, sig.args[2]), (b, ob_v, sig.args[3])):
-            r = builder.trunc(builder.ashr(builder.add(acc, adv), shv), vh)
-            o = context.make_array(ty)(context, builder, arr_v)
-            po = builder.bitcast(builder.gep(o.data, [jj_v]), vh.as_pointer())
-            builder.store(r, po, align=2)
-        return ir.Constant(ir.IntType(1), 1)
-
-    return types.boolean(xs, jj, oas, obs, ad, sh), codegen
-
-
 @njit(**KERNEL)
 def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
     """_hpass of an int16 row in int32: the sums stay below 2^31
     (54822 * 2^15 + 2^15).  Into int16 bands (level 0), 16 outputs a step
-    by _hdwt16."""
+    by _hdwt_step."""
     c0, c1, c2, c3 = _i32(15826), _i32(27411), _i32(7345), _i32(4240)
     ad = _i32(add_h)
     sh = _i32(sh_h)
@@ -487,7 +460,7 @@ def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
         start = 0
         if x.itemsize == 2 and oa.itemsize == 2 and ob.itemsize == 2:
             while start + 16 <= n:
-                if not _hdwt16(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
+                if not _hdwt_step(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
                     break
                 start += 16
         for jj in range(start, n):
