@@ -507,7 +507,7 @@ class _Consumer(threading.Thread):
         """After an interrupt: the ordered extractors of the frames in flight
         whose lanes finished, in order up to the first that did not."""
         for pair, fut, _, ticket in inflight:
-            if fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
+            if not fut.done() or fut.cancelled() or fut.exception() is not None:
                 return
             try:
                 self.scorer.work_ordered(ticket, pair.ref, pair.dis)

@@ -357,10 +357,12 @@ def _hdwt_step(typingctx, xs, jj, oas, obs, ad, sh):
                                _emit_madd(builder, mode, pairs[1], c[2], c[3]))
         adv = ir_splat(builder, ad_v, vi)
         shv = ir_splat(builder, sh_v, vi)
-        for taps, k, arr_v, ty in ((_DWT_PAIR_TAPS[0], 23171, oa_v, sig.args[2]),
-                                   (_DWT_PAIR_TAPS[1], 0, ob_v, sig.args[3])):
+        if split:
+            up = ir_splat(builder, builder.sub(ir.Constant(sh_v.type, 16), sh_v), vi)
+        for taps, arr_v, ty in ((_DWT_PAIR_TAPS[0], oa_v, sig.args[2]),
+                                (_DWT_PAIR_TAPS[1], ob_v, sig.args[3])):
             if split:
-                up = ir_splat(builder, builder.sub(ir.Constant(sh_v.type, 16), sh_v), vi)
+                k = (sum(taps) << 15) >> 16  # 2^15 sum(taps) / 2^16: the sums are even
                 hs = builder.add(fsum(parts[0], taps), ir.Constant(vi, [k] * LANES))
                 r = builder.add(builder.shl(hs, up),
                                 builder.ashr(builder.add(fsum(parts[1], taps), adv), shv))
