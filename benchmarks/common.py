@@ -122,6 +122,16 @@ def timed(cmd: Sequence[str], env=None) -> float:
     return time.perf_counter() - t
 
 
+def cpu_timed(cmd: Sequence[str], cpu: List[float], env=None) -> float:
+    """timed(), and the CPU seconds (user + system) of the command and all
+    its children appended to ``cpu``."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    dt = timed(cmd, env=env)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    return dt
+
+
 def alternate(runs: Dict[str, Callable[[], float]], repeat: int) -> Dict[str, List[float]]:
     """Call each timing function in turn, ``repeat`` rounds; all times per name."""
     out: Dict[str, List[float]] = {k: [] for k in runs}

@@ -8,9 +8,14 @@ alternating:
                  through a loopback decoder in the same command
   two-pass       plain, then a separate libvmaf pass on the written file
 
-    python benchmarks/inline_transcode.py [--model vmaf_v0.6.1] [--metrics psnr,ssim]
+    python benchmarks/inline_transcode.py [--model vmaf_v0.6.1] [--metrics psnr,ssim] [--floor]
 
-Prints best wall times and the ratios vqa / libvmaf-inline and vqa / plain.
+Prints best wall times, each variant's median CPU seconds (ffmpeg, vqa and
+every other child process; "cores" = CPU seconds / wall seconds), and the
+ratios vqa / libvmaf-inline and vqa / plain.  With ``--floor`` it also runs
+vqa inline with ``--metrics psnr`` (decode of the encoded stream, pairing,
+transport and vqa itself, with a ~0.3 ms/frame metric): what the transcode
+costs with vqa attached before any VMAF kernel runs.
 """
 import argparse
 import os
@@ -28,6 +33,8 @@ def main():
     ap.add_argument("--metrics", default="vmaf", help="vmaf (the model) or e.g. psnr,ssim")
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--floor", action="store_true",
+                    help="also time vqa inline with --metrics psnr (no VMAF kernels)")
     a = ap.parse_args()
     src = c.source(a.size, a.frames)
     out = c.CACHE / "inline_out.mp4"
@@ -47,18 +54,38 @@ def main():
     print(f"source: {src.name}, {c.frames_of(src)} frames, libx264 -preset {a.preset}, {threads} threads")
     c.warm(vqa)  # the JIT cache and the native library
     print(c.native_state())
-    times = c.alternate({
-        "plain transcode": lambda: c.timed(plain),
-        "vqa inline": lambda: c.timed(vqa),
-        "libvmaf inline (-dec)": lambda: c.timed(lv_inline),
-        "two-pass (plain + libvmaf)": lambda: c.timed(plain) + c.timed(lv_pass),
-    }, a.repeat)
+    floor = c.vqa_cmd() + ["-q", "--threads", str(threads), "--metrics", "psnr",
+                           "ffmpeg", "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out]
+    variants = {
+        "plain transcode": [plain],
+        "vqa inline": [vqa],
+        "libvmaf inline (-dec)": [lv_inline],
+        "two-pass (plain + libvmaf)": [plain, lv_pass],
+    }
+    if a.floor:
+        variants["vqa inline, psnr only"] = [floor]
+    cpu = {k: [] for k in variants}
+
+    def timing(k):
+        def f():
+            spent = []
+            dt = sum(c.cpu_timed(cmd, spent) for cmd in variants[k])
+            cpu[k].append(sum(spent))
+            return dt
+        return f
+    times = c.alternate({k: timing(k) for k in variants}, a.repeat)
     b = {k: c.best(v) for k, v in times.items()}
+    print(f"{'':<28} {'best':>9} {'CPU s (median)':>15} {'cores':>6}")
     for k, v in b.items():
-        print(f"{k:<28} {v:7.2f} s")
+        med = sorted(cpu[k])[len(cpu[k]) // 2]
+        med_wall = sorted(times[k])[len(times[k]) // 2]
+        print(f"{k:<28} {v:7.2f} s {med:15.2f} {med / med_wall:6.2f}")
     print(f"vqa inline / libvmaf inline: {b['vqa inline'] / b['libvmaf inline (-dec)']:.2f}x")
     print(f"vqa inline / plain transcode: {b['vqa inline'] / b['plain transcode']:.2f}x")
     print(f"vqa inline / two-pass: {b['vqa inline'] / b['two-pass (plain + libvmaf)']:.2f}x")
+    if a.floor:
+        print(f"vqa inline, psnr only / libvmaf inline: "
+              f"{b['vqa inline, psnr only'] / b['libvmaf inline (-dec)']:.2f}x")
 
 
 if __name__ == "__main__":

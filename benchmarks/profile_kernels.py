@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where an extractor's time goes: ``perf`` samples with Numba's JIT code named.
 
-    python benchmarks/profile_kernels.py vif [--seconds 10] [REF.y4m DIS.y4m]
+    python benchmarks/profile_kernels.py vif [--seconds 10] [--model M] [REF.y4m DIS.y4m]
 
 Runs one extractor in-process on the benchmark pair (as ``kernels.py``),
 compiling its kernels in a fresh Numba cache so that their machine code is
@@ -90,6 +90,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--model", help="profile the extractor with the options this VMAF model "
+                    "gives it (e.g. vmaf_v1.0.16_3d0h: ADM with AIM, CAMBI at 1080p) "
+                    "instead of its defaults")
     c.add_pair_args(ap)
     a = ap.parse_intermixed_args()
     if not os.environ.get("VQA_PROFILE_CHILD"):
@@ -104,7 +107,14 @@ def main():
     ref, dis = c.pair(a, a.size, n)
     refs, fmt = kernels.read_frames(ref, n)
     dists, _ = kernels.read_frames(dis, n)
-    ext = get_extractor(a.extractor)()
+    opts = {}
+    if a.model:
+        from vqa_core.models.vmaf import load_model_spec
+        mine = [o for nm, o in load_model_spec(a.model).extractors() if nm == a.extractor]
+        if not mine:
+            ap.error(f"{a.model} does not use {a.extractor}")
+        opts = mine[-1]
+    ext = get_extractor(a.extractor)(**opts)
     ext.setup(fmt)
 
     def run():
@@ -129,7 +139,8 @@ def main():
     rep = subprocess.run(["perf", "report", "-i", out, "--no-children", "--sort", "symbol",
                           "--stdio"], capture_output=True, text=True).stdout
     os.unlink(out)
-    print(f"{a.extractor}: {per:.2f} ms per {a.size} frame (one thread) "
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) or "defaults"
+    print(f"{a.extractor} ({shown}): {per:.2f} ms per {a.size} frame (one thread) "
           f"while sampled; {count} JIT functions mapped ({path})")
     lines = [l for l in rep.splitlines() if "%" in l and not l.startswith("#")]
     for l in lines[:a.top]:
