@@ -122,14 +122,13 @@ def timed(cmd: Sequence[str], env=None) -> float:
     return time.perf_counter() - t
 
 
-def cpu_timed(cmd: Sequence[str], cpu: List[float], env=None) -> float:
-    """timed(), and the CPU seconds (user + system) of the command and all
-    its children appended to ``cpu``."""
+def cpu_timed(cmd: Sequence[str], env=None) -> Tuple[float, float]:
+    """(timed(), the CPU seconds (user + system) of the command and all its
+    children)."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     dt = timed(cmd, env=env)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
-    return dt
+    return dt, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
 
 
 def alternate(runs: Dict[str, Callable[[], float]], repeat: int) -> Dict[str, List[float]]:

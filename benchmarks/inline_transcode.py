@@ -19,6 +19,7 @@ costs with vqa attached before any VMAF kernel runs.
 """
 import argparse
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -42,9 +43,11 @@ def main():
     ff = c.ffmpeg()
     enc = ["-c:v", "libx264", "-preset", a.preset]
     plain = [ff, "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out]
-    vqa = c.vqa_cmd() + ["-q", "--threads", str(threads)]
-    vqa += ["--model", a.model] if a.metrics == "vmaf" else ["--metrics", a.metrics]
-    vqa += ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out]
+
+    def vqa_inline(scoring):
+        return (c.vqa_cmd() + ["-q", "--threads", str(threads), *scoring,
+                               "ffmpeg", "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out])
+    vqa = vqa_inline(["--model", a.model] if a.metrics == "vmaf" else ["--metrics", a.metrics])
     model = c.esc("version=" + a.model)
     lv_inline = [ff, "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out, "-dec", "0:0",
                  "-filter_complex", f"[dec:0][0:v]libvmaf=model={model}:n_threads={threads}[vm]",
@@ -54,8 +57,6 @@ def main():
     print(f"source: {src.name}, {c.frames_of(src)} frames, libx264 -preset {a.preset}, {threads} threads")
     c.warm(vqa)  # the JIT cache and the native library
     print(c.native_state())
-    floor = c.vqa_cmd() + ["-q", "--threads", str(threads), "--metrics", "psnr",
-                           "ffmpeg", "-hide_banner", "-nostdin", "-y", "-i", src, *enc, out]
     variants = {
         "plain transcode": [plain],
         "vqa inline": [vqa],
@@ -63,23 +64,21 @@ def main():
         "two-pass (plain + libvmaf)": [plain, lv_pass],
     }
     if a.floor:
-        variants["vqa inline, psnr only"] = [floor]
+        variants["vqa inline, psnr only"] = [vqa_inline(["--metrics", "psnr"])]
     cpu = {k: [] for k in variants}
 
     def timing(k):
         def f():
-            spent = []
-            dt = sum(c.cpu_timed(cmd, spent) for cmd in variants[k])
-            cpu[k].append(sum(spent))
-            return dt
+            walls, cpus = zip(*(c.cpu_timed(cmd) for cmd in variants[k]))
+            cpu[k].append(sum(cpus))
+            return sum(walls)
         return f
     times = c.alternate({k: timing(k) for k in variants}, a.repeat)
     b = {k: c.best(v) for k, v in times.items()}
     print(f"{'':<28} {'best':>9} {'CPU s (median)':>15} {'cores':>6}")
     for k, v in b.items():
-        med = sorted(cpu[k])[len(cpu[k]) // 2]
-        med_wall = sorted(times[k])[len(times[k]) // 2]
-        print(f"{k:<28} {v:7.2f} s {med:15.2f} {med / med_wall:6.2f}")
+        med = statistics.median(cpu[k])
+        print(f"{k:<28} {v:7.2f} s {med:15.2f} {med / statistics.median(times[k]):6.2f}")
     print(f"vqa inline / libvmaf inline: {b['vqa inline'] / b['libvmaf inline (-dec)']:.2f}x")
     print(f"vqa inline / plain transcode: {b['vqa inline'] / b['plain transcode']:.2f}x")
     print(f"vqa inline / two-pass: {b['vqa inline'] / b['two-pass (plain + libvmaf)']:.2f}x")
