@@ -379,6 +379,18 @@ def _hdwt_step(typingctx, xs, jj, oas, obs, ad, sh):
 
 
 @njit(**KERNEL)
+def _hdwt_steps(xs, oas, obs, n, add_h, sh_h):
+    """Outputs 0.. of a horizontal pass (of n) by _hdwt_step, 16 at a time,
+    while it can: the first output it left to the caller's scalar loop."""
+    start = 0
+    while start + 16 <= n:
+        if not _hdwt_step(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
+            break
+        start += 16
+    return start
+
+
+@njit(**KERNEL)
 def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
     """Horizontal pass of row x, decimated by 2: oa lo-filtered, ob hi-filtered.
     Outputs 1..jend-1 read x[2j-1 .. 2j+2] directly; the others through the
@@ -392,10 +404,7 @@ def _hpass(x, oa, ob, ix, jend, add_h, sh_h):
         start = 0
         if (x.itemsize == 4 and oa.itemsize == 4 and ob.itemsize == 4 and 0 < sh_h <= 16
                 and 0 <= add_h <= 65536):
-            while start + 16 <= n:
-                if not _hdwt_step(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
-                    break
-                start += 16
+            start = _hdwt_steps(xs, oas, obs, n, add_h, sh_h)
         for jj in range(start, n):
             s0 = np.int64(xs[2 * jj])
             s1 = np.int64(xs[2 * jj + 1])
@@ -461,10 +470,7 @@ def _hpass32(x, oa, ob, ix, jend, add_h, sh_h):
         obs = ob[1:jend]
         start = 0
         if x.itemsize == 2 and oa.itemsize == 2 and ob.itemsize == 2:
-            while start + 16 <= n:
-                if not _hdwt_step(xs, start, oas, obs, np.int64(add_h), np.int64(sh_h)):
-                    break
-                start += 16
+            start = _hdwt_steps(xs, oas, obs, n, add_h, sh_h)
         for jj in range(start, n):
             s0 = _i32(xs[2 * jj])
             s1 = _i32(xs[2 * jj + 1])
